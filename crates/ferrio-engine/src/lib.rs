@@ -1,1 +1,65 @@
-//! placeholder
+//! An Engine.IO v4 server as a [`tower`] service, to mount in any axum `Router`.
+//!
+//! It speaks both transports of the protocol, HTTP long-polling and WebSocket, upgrades from
+//! the first to the second, runs the heartbeat, and hands the layer above (Socket.IO, or your
+//! own) three events through [`EngineHandler`]: a session opened, a message arrived, a session
+//! closed. Each session is reached through a cheap, cloneable [`Socket`].
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use ferrio_engine::{Cors, EngineHandler, EngineIoConfig, EngineIoLayer, Message, Socket};
+//!
+//! /// Sends every message back to its sender.
+//! struct Echo;
+//!
+//! impl EngineHandler for Echo {
+//!     fn on_message(&self, socket: &Socket, message: Message) {
+//!         let _ = socket.send(message);
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() {
+//!     let config = EngineIoConfig::default().cors(Cors::any_origin());
+//!     let app = Router::new()
+//!         .route("/", get(|| async { "hello" }))
+//!         .layer(EngineIoLayer::new(config, Echo));
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await.unwrap();
+//!     axum::serve(listener, app).await.unwrap();
+//! }
+//! ```
+//!
+//! # Behaviour
+//!
+//! - Requests under the configured path (default `/engine.io/`, with or without the trailing
+//!   slash) are served by the engine; every other request reaches the wrapped service
+//!   untouched.
+//! - Refused requests get the protocol's error table ([`EngineError`]): `400` (or `403`) with
+//!   `{"code":N,"message":"..."}`.
+//! - Bodies and WebSocket messages are bounded by
+//!   [`max_payload`](EngineIoConfig::max_payload); outbound queues by
+//!   [`max_buffered_packets`](EngineIoConfig::max_buffered_packets).
+//! - A session costs one small task for its heartbeat, plus one task per WebSocket
+//!   connection; a polling session owns no task between polls.
+
+mod body;
+mod config;
+mod cors;
+mod engine;
+mod error;
+mod handler;
+mod polling;
+mod service;
+mod sid;
+mod socket;
+mod websocket;
+
+pub use body::ResponseBody;
+pub use config::EngineIoConfig;
+pub use cors::Cors;
+pub use error::EngineError;
+pub use handler::{CloseReason, EngineHandler, Message, Transport};
+pub use service::{EngineIo, EngineIoLayer, EngineIoService, NotFound, ResponseFuture};
+pub use sid::Sid;
+pub use socket::{Handshake, PreparedMessage, SendError, Socket};
+pub use tokio_tungstenite::tungstenite::Utf8Bytes;

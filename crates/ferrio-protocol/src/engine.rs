@@ -370,7 +370,10 @@ mod tests {
             ])
         );
         // Unpadded base64 is accepted too.
-        assert_eq!(payload(b"bAQIDBA"), Ok(vec![Packet::Binary(vec![1, 2, 3, 4])]));
+        assert_eq!(
+            payload(b"bAQIDBA"),
+            Ok(vec![Packet::Binary(vec![1, 2, 3, 4])])
+        );
         assert_eq!(payload(b"b"), Ok(vec![Packet::Binary(vec![])]));
     }
 

@@ -1,0 +1,181 @@
+//! Configuration of the engine, with the protocol's defaults.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cors::Cors;
+
+/// A hook that decides, from the handshake request, whether a new session may open.
+type AllowRequest = Arc<dyn Fn(&http::request::Parts) -> bool + Send + Sync>;
+
+/// Settings of an Engine.IO server. Every setter consumes and returns the config and documents
+/// its default.
+///
+/// ```
+/// use std::time::Duration;
+/// use ferrio_engine::{Cors, EngineIoConfig};
+///
+/// let config = EngineIoConfig::default()
+///     .path("/realtime/")
+///     .ping_interval(Duration::from_secs(10))
+///     .max_payload(64 * 1024)
+///     .cors(Cors::allow_origins(["https://app.example"]));
+/// assert_eq!(config.path_str(), "/realtime");
+/// ```
+#[derive(Clone)]
+pub struct EngineIoConfig {
+    pub(crate) path: String,
+    pub(crate) ping_interval: Duration,
+    pub(crate) ping_timeout: Duration,
+    pub(crate) upgrade_timeout: Duration,
+    pub(crate) max_payload: u64,
+    pub(crate) polling: bool,
+    pub(crate) websocket: bool,
+    pub(crate) allow_upgrades: bool,
+    pub(crate) allow_request: Option<AllowRequest>,
+    pub(crate) max_buffered_packets: usize,
+    pub(crate) cors: Cors,
+    pub(crate) ws_read_buffer_size: usize,
+}
+
+impl Default for EngineIoConfig {
+    fn default() -> Self {
+        Self {
+            path: "/engine.io".to_owned(),
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            upgrade_timeout: Duration::from_secs(10),
+            max_payload: 1_000_000,
+            polling: true,
+            websocket: true,
+            allow_upgrades: true,
+            allow_request: None,
+            max_buffered_packets: 1024,
+            cors: Cors::default(),
+            ws_read_buffer_size: 4096,
+        }
+    }
+}
+
+impl EngineIoConfig {
+    /// The path the engine serves, matched with and without a trailing slash.
+    /// Default: `/engine.io/`.
+    pub fn path(mut self, path: impl AsRef<str>) -> Self {
+        let trimmed = path.as_ref().trim_end_matches('/');
+        self.path = if trimmed.starts_with('/') {
+            trimmed.to_owned()
+        } else {
+            format!("/{trimmed}")
+        };
+        self
+    }
+
+    /// The served path without its trailing slash (`/engine.io` by default).
+    pub fn path_str(&self) -> &str {
+        &self.path
+    }
+
+    /// Time between two pings sent by the server, counted from the handshake and then from
+    /// each pong. Default: 25 s.
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+
+    /// How long the server waits for the pong before it closes the session with
+    /// "ping timeout". Default: 20 s.
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// How long an upgrade to WebSocket may take, from the WebSocket's opening to the client's
+    /// `upgrade` packet, before it is cancelled. Default: 10 s.
+    pub fn upgrade_timeout(mut self, timeout: Duration) -> Self {
+        self.upgrade_timeout = timeout;
+        self
+    }
+
+    /// The largest polling request body and the largest WebSocket message, in bytes; larger
+    /// ones get `413` or close code 1009. Announced to clients as `maxPayload`.
+    /// Default: 1 000 000.
+    pub fn max_payload(mut self, bytes: u64) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// Whether HTTP long-polling is enabled. Default: `true`.
+    pub fn polling(mut self, enabled: bool) -> Self {
+        self.polling = enabled;
+        self
+    }
+
+    /// Whether WebSocket is enabled. Default: `true`.
+    pub fn websocket(mut self, enabled: bool) -> Self {
+        self.websocket = enabled;
+        self
+    }
+
+    /// Whether a polling session may upgrade to WebSocket. Default: `true`.
+    pub fn allow_upgrades(mut self, allow: bool) -> Self {
+        self.allow_upgrades = allow;
+        self
+    }
+
+    /// A hook run on every handshake request (not on later requests of a session); returning
+    /// `false` refuses it with `403` and code 4. Default: none, every handshake is allowed.
+    pub fn allow_request<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&http::request::Parts) -> bool + Send + Sync + 'static,
+    {
+        self.allow_request = Some(Arc::new(hook));
+        self
+    }
+
+    /// The most messages a session buffers for a client that does not read them; past it,
+    /// [`Socket::send`](crate::Socket::send) hands the message back. Default: 1024.
+    pub fn max_buffered_packets(mut self, packets: usize) -> Self {
+        self.max_buffered_packets = packets.max(1);
+        self
+    }
+
+    /// Which origins browsers may connect from. Default: [`Cors::disabled`].
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.cors = cors;
+        self
+    }
+
+    /// The read buffer of each WebSocket, in bytes. Small buffers keep idle sockets cheap;
+    /// large messages still arrive whole. Default: 4096.
+    pub fn websocket_read_buffer_size(mut self, bytes: usize) -> Self {
+        self.ws_read_buffer_size = bytes.max(256);
+        self
+    }
+
+    pub(crate) fn transport_enabled(&self, transport: crate::Transport) -> bool {
+        match transport {
+            crate::Transport::Polling => self.polling,
+            crate::Transport::WebSocket => self.websocket,
+        }
+    }
+}
+
+impl fmt::Debug for EngineIoConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineIoConfig")
+            .field("path", &self.path)
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("upgrade_timeout", &self.upgrade_timeout)
+            .field("max_payload", &self.max_payload)
+            .field("polling", &self.polling)
+            .field("websocket", &self.websocket)
+            .field("allow_upgrades", &self.allow_upgrades)
+            .field("allow_request", &self.allow_request.is_some())
+            .field("max_buffered_packets", &self.max_buffered_packets)
+            .field("cors", &self.cors)
+            .field("ws_read_buffer_size", &self.ws_read_buffer_size)
+            .finish()
+    }
+}

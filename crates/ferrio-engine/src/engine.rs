@@ -1,0 +1,273 @@
+//! The engine shared by every clone of the service: configuration, handler and session table,
+//! and the routing of one request to the handshake, a poll, a post or a WebSocket.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body::Body;
+
+use crate::body::ResponseBody;
+use crate::config::EngineIoConfig;
+use crate::cors::Cors;
+use crate::error::EngineError;
+use crate::handler::{EngineHandler, Transport};
+use crate::sid::Sid;
+use crate::socket::{Handshake, Session, Socket};
+use crate::{polling, websocket};
+
+/// Boxed error of a request body.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub(crate) struct Engine {
+    pub(crate) config: EngineIoConfig,
+    pub(crate) handler: Arc<dyn EngineHandler>,
+    sessions: RwLock<HashMap<Sid, Arc<Session>>>,
+}
+
+/// The query parameters the engine reads.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Query<'a> {
+    eio: Option<&'a str>,
+    transport: Option<&'a str>,
+    sid: Option<&'a str>,
+}
+
+impl<'a> Query<'a> {
+    /// The first occurrence of each parameter wins. Values are compared as sent: every valid
+    /// value is plain ASCII that needs no percent-decoding.
+    fn parse(query: &'a str) -> Self {
+        let mut out = Self::default();
+        for pair in query.split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let slot = match key {
+                "EIO" => &mut out.eio,
+                "transport" => &mut out.transport,
+                "sid" => &mut out.sid,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        out
+    }
+}
+
+impl Engine {
+    pub(crate) fn new(config: EngineIoConfig, handler: Arc<dyn EngineHandler>) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            handler,
+            sessions: RwLock::new(HashMap::new()),
+        })
+    }
+
+    pub(crate) fn matches_path(&self, path: &str) -> bool {
+        path.strip_prefix(self.config.path.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest == "/")
+    }
+
+    fn sessions_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Sid, Arc<Session>>> {
+        self.sessions.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sessions_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Sid, Arc<Session>>> {
+        self.sessions.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn get(&self, sid: Sid) -> Option<Arc<Session>> {
+        self.sessions_read().get(&sid).cloned()
+    }
+
+    pub(crate) fn contains(&self, sid: Sid) -> bool {
+        self.sessions_read().contains_key(&sid)
+    }
+
+    pub(crate) fn remove(&self, sid: Sid) {
+        self.sessions_write().remove(&sid);
+    }
+
+    pub(crate) fn sockets(&self) -> Vec<Socket> {
+        self.sessions_read().values().map(Session::socket).collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.sessions_read().len()
+    }
+
+    /// Creates, registers and announces a new session, and starts its heartbeat.
+    pub(crate) fn open_session(
+        self: &Arc<Self>,
+        handshake: Handshake,
+        transport: Transport,
+    ) -> Arc<Session> {
+        let session = Session::new(self.clone(), handshake, transport);
+        self.sessions_write().insert(session.sid, session.clone());
+        tokio::spawn(session.clone().run_heartbeat());
+        tracing::debug!(sid = %session.sid, %transport, "engine.io session opened");
+        session
+    }
+
+    /// The `open` packet of a new session.
+    pub(crate) fn open_packet(&self, sid: Sid, transport: Transport) -> String {
+        let upgrades: &[&str] = if transport == Transport::Polling
+            && self.config.allow_upgrades
+            && self.config.websocket
+        {
+            &["websocket"]
+        } else {
+            &[]
+        };
+        ferrio_protocol::engine::OpenData {
+            sid: sid.as_str(),
+            upgrades,
+            ping_interval: self.config.ping_interval.as_millis() as u64,
+            ping_timeout: self.config.ping_timeout.as_millis() as u64,
+            max_payload: self.config.max_payload,
+        }
+        .encode_packet()
+    }
+
+    /// Serves one request under the engine's path.
+    pub(crate) async fn handle<B, RB>(
+        self: Arc<Self>,
+        req: Request<B>,
+    ) -> Response<ResponseBody<RB>>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = req.into_parts();
+        let origin = match self.config.cors.check(&parts.headers) {
+            Ok(origin) => origin,
+            Err(()) => return EngineError::BadRequest.into_response(),
+        };
+        let mut res =
+            if self.config.cors.is_enabled() && Cors::is_preflight(&parts.method, &parts.headers) {
+                let mut res = Response::new(ResponseBody::empty());
+                *res.status_mut() = StatusCode::NO_CONTENT;
+                Cors::apply_preflight(&parts.headers, res.headers_mut());
+                res
+            } else {
+                match self.route(parts, body).await {
+                    Ok(res) => res,
+                    Err(err) => err.into_response(),
+                }
+            };
+        Cors::apply(origin, res.headers_mut());
+        res
+    }
+
+    async fn route<B, RB>(
+        self: Arc<Self>,
+        mut parts: http::request::Parts,
+        body: B,
+    ) -> Result<Response<ResponseBody<RB>>, EngineError>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let query = Query::parse(parts.uri.query().unwrap_or(""));
+        let transport = query
+            .transport
+            .and_then(Transport::parse)
+            .filter(|t| self.config.transport_enabled(*t))
+            .ok_or(EngineError::TransportUnknown)?;
+        if query.eio != Some("4") {
+            return Err(EngineError::UnsupportedProtocolVersion);
+        }
+
+        if let Some(sid) = query.sid {
+            let session = Sid::parse(sid)
+                .and_then(|sid| self.get(sid))
+                .ok_or(EngineError::SessionIdUnknown)?;
+            return match (transport, &parts.method) {
+                (Transport::Polling, &Method::GET) => polling::poll(&session).await,
+                (Transport::Polling, &Method::POST) => {
+                    polling::post(&session, &parts.headers, body).await
+                }
+                (Transport::Polling, _) => Err(EngineError::BadRequest),
+                (Transport::WebSocket, _) => websocket::upgrade(&self, &session, &mut parts),
+            };
+        }
+
+        if parts.method != Method::GET {
+            return Err(EngineError::BadHandshakeMethod);
+        }
+        if transport == Transport::WebSocket && !websocket::is_upgrade_request(&parts) {
+            return Err(EngineError::BadRequest);
+        }
+        if let Some(allow) = &self.config.allow_request {
+            if !allow(&parts) {
+                return Err(EngineError::Forbidden);
+            }
+        }
+        match transport {
+            Transport::Polling => {
+                let session = self.open_session(handshake_info(&parts), Transport::Polling);
+                let packet = self.open_packet(session.sid, Transport::Polling);
+                self.handler.on_open(&session.socket());
+                Ok(text_response(Bytes::from(packet)))
+            }
+            Transport::WebSocket => websocket::handshake(&self, &mut parts),
+        }
+    }
+}
+
+pub(crate) fn handshake_info(parts: &http::request::Parts) -> Handshake {
+    let remote_addr = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|info| info.0)
+        .or_else(|| parts.extensions.get::<SocketAddr>().copied());
+    Handshake {
+        headers: parts.headers.clone(),
+        uri: parts.uri.clone(),
+        remote_addr,
+        issued: SystemTime::now(),
+    }
+}
+
+/// `200` with a text/plain body, as every successful polling response.
+pub(crate) fn text_response<RB>(body: Bytes) -> Response<ResponseBody<RB>> {
+    let mut res = Response::new(ResponseBody::full(body));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    res
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .field("sessions", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_takes_the_first_of_each_parameter() {
+        let q = Query::parse("EIO=4&transport=polling&t=abc&sid=x&sid=y&EIO=3");
+        assert_eq!(
+            q,
+            Query {
+                eio: Some("4"),
+                transport: Some("polling"),
+                sid: Some("x")
+            }
+        );
+        assert_eq!(Query::parse(""), Query::default());
+        assert_eq!(Query::parse("EIO").eio, Some(""));
+    }
+}

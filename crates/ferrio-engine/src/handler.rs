@@ -1,0 +1,131 @@
+//! What the engine tells the layer above: sessions opening, messages, and closes.
+
+use std::fmt;
+
+use bytes::Bytes;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::socket::Socket;
+
+/// Receives the events of every Engine.IO session.
+///
+/// The methods are called on the task that reads the session's transport, in the order the
+/// client sent its packets, so they must return quickly: spawn a task for slow work. No
+/// internal lock is held during a call, so a method may freely send to or close any socket.
+pub trait EngineHandler: Send + Sync + 'static {
+    /// A session has opened (its handshake is on its way to the client).
+    fn on_open(&self, socket: &Socket) {
+        let _ = socket;
+    }
+
+    /// The client sent a message.
+    fn on_message(&self, socket: &Socket, message: Message);
+
+    /// The session has closed; called exactly once per session, after which the socket
+    /// accepts no more messages.
+    fn on_close(&self, socket: &Socket, reason: CloseReason) {
+        let _ = (socket, reason);
+    }
+}
+
+/// An Engine.IO message, as received from or sent to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A text message (the data after the `4` packet type).
+    Text(Utf8Bytes),
+    /// A binary message.
+    Binary(Bytes),
+}
+
+impl From<&str> for Message {
+    fn from(text: &str) -> Self {
+        Self::Text(Utf8Bytes::from(text))
+    }
+}
+
+impl From<String> for Message {
+    fn from(text: String) -> Self {
+        Self::Text(Utf8Bytes::from(text))
+    }
+}
+
+impl From<Bytes> for Message {
+    fn from(data: Bytes) -> Self {
+        Self::Binary(data)
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(data: Vec<u8>) -> Self {
+        Self::Binary(Bytes::from(data))
+    }
+}
+
+/// Why a session closed, in the protocol's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The transport failed: an aborted poll, a broken connection, overlapping requests, an
+    /// oversized WebSocket message.
+    TransportError,
+    /// The client closed the session (a `close` packet or a WebSocket close).
+    TransportClose,
+    /// The server closed the session ([`Socket::close`]).
+    ForcedClose,
+    /// The client did not answer a ping within `pingTimeout`.
+    PingTimeout,
+    /// The client sent something that is not valid Engine.IO.
+    ParseError,
+}
+
+impl CloseReason {
+    /// The reason as the reference implementation names it (`"ping timeout"`, ...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TransportError => "transport error",
+            Self::TransportClose => "transport close",
+            Self::ForcedClose => "forced close",
+            Self::PingTimeout => "ping timeout",
+            Self::ParseError => "parse error",
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The transport a session uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    WebSocket,
+}
+
+impl Transport {
+    /// The transport's name on the wire (`polling`, `websocket`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Polling => "polling",
+            Self::WebSocket => "websocket",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "polling" => Some(Self::Polling),
+            "websocket" => Some(Self::WebSocket),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,246 @@
+//! HTTP long-polling: a GET collects everything queued for the client, a POST delivers a
+//! payload of packets from it.
+
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use ferrio_protocol::engine::{self as wire, Packet};
+use http::{HeaderMap, Response, StatusCode, header};
+use http_body::Body;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::body::ResponseBody;
+use crate::engine::{BoxError, text_response};
+use crate::error::EngineError;
+use crate::handler::{CloseReason, Message, Transport};
+use crate::socket::{Frame, LastPacket, Session, State, Upgrade};
+
+/// Serves a poll: answers at once with whatever is queued, or waits for something to send.
+pub(crate) async fn poll<RB>(
+    session: &Arc<Session>,
+) -> Result<Response<ResponseBody<RB>>, EngineError> {
+    {
+        let mut state = session.state();
+        if state.transport != Transport::Polling && state.closed.is_none() {
+            // Polling requests for a session that runs on WebSocket are refused; the
+            // session itself is fine.
+            return Err(EngineError::BadRequest);
+        }
+        if state.poll_pending {
+            drop(state);
+            // Two polls at once: the first gets `close`, this one an error, the session ends.
+            session.close(CloseReason::TransportError, LastPacket::Close);
+            return Err(EngineError::BadRequest);
+        }
+        state.poll_pending = true;
+    }
+
+    let mut guard = PendingPoll {
+        session,
+        answered: false,
+    };
+    let payload = session
+        .wait_for(|state| {
+            let answer = payload_for(state)?;
+            state.poll_pending = false;
+            Some(answer)
+        })
+        .await;
+    guard.answered = true;
+
+    if session.is_closed() {
+        // The last packets of a closed session are collected; nothing more will come.
+        session.engine.remove(session.sid);
+    }
+    Ok(text_response(payload))
+}
+
+/// The answer to a pending poll in this state, or `None` to keep waiting.
+fn payload_for(state: &mut State) -> Option<Bytes> {
+    if state.closed.is_none() {
+        if matches!(state.upgrade, Upgrade::Probing | Upgrade::Done) {
+            // The client is moving to WebSocket: end this poll, keep the queue for it.
+            return Some(Bytes::from_static(b"6"));
+        }
+        if state.queue.is_empty() {
+            return None;
+        }
+    }
+    let mut out = String::with_capacity(payload_len(state));
+    for frame in state.queue.drain(..) {
+        if !out.is_empty() {
+            out.push(wire::SEPARATOR as char);
+        }
+        match frame {
+            Frame::Text(text) => out.push_str(text.as_str()),
+            Frame::Binary(data) => wire::encode_binary_payload_packet(&mut out, &data),
+        }
+    }
+    let last = match state.closed {
+        Some(LastPacket::Close) => Some(Frame::close()),
+        Some(LastPacket::Noop) => Some(Frame::noop()),
+        None => None,
+    };
+    if let Some(Frame::Text(last)) = last {
+        if !out.is_empty() {
+            out.push(wire::SEPARATOR as char);
+        }
+        out.push_str(last.as_str());
+    }
+    Some(Bytes::from(out))
+}
+
+fn payload_len(state: &State) -> usize {
+    state
+        .queue
+        .iter()
+        .map(|frame| match frame {
+            Frame::Text(text) => text.len() + 1,
+            Frame::Binary(data) => wire::binary_payload_packet_len(data.len()) + 1,
+        })
+        .sum::<usize>()
+        + 1
+}
+
+/// Closes the session when a pending poll is dropped before it was answered: the client went
+/// away mid-poll.
+struct PendingPoll<'a> {
+    session: &'a Arc<Session>,
+    answered: bool,
+}
+
+impl Drop for PendingPoll<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.session.state().poll_pending = false;
+            self.session
+                .close(CloseReason::TransportError, LastPacket::Close);
+        }
+    }
+}
+
+/// Clears the session's post-in-flight flag however the post ends.
+struct PendingPost<'a>(&'a Session);
+
+impl Drop for PendingPost<'_> {
+    fn drop(&mut self) {
+        self.0.state().post_pending = false;
+    }
+}
+
+/// Serves a post: reads the payload (at most `max_payload` bytes), validates all of it, then
+/// delivers its packets in order.
+pub(crate) async fn post<B, RB>(
+    session: &Arc<Session>,
+    headers: &HeaderMap,
+    body: B,
+) -> Result<Response<ResponseBody<RB>>, EngineError>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    {
+        let mut state = session.state();
+        if state.closed.is_some() {
+            return Err(EngineError::SessionIdUnknown);
+        }
+        if state.transport != Transport::Polling {
+            return Err(EngineError::BadRequest);
+        }
+        if state.post_pending {
+            drop(state);
+            session.close(CloseReason::TransportError, LastPacket::Close);
+            return Err(EngineError::BadRequest);
+        }
+        state.post_pending = true;
+    }
+    let _pending = PendingPost(session);
+
+    let max = session.engine.config.max_payload;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return Ok(payload_too_large());
+    }
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.aggregate(),
+        Err(err) if err.is::<LengthLimitError>() => return Ok(payload_too_large()),
+        Err(_) => {
+            // The client went away in the middle of its post.
+            session.close(CloseReason::TransportError, LastPacket::Close);
+            return Err(EngineError::BadRequest);
+        }
+    };
+    let body = copy_to_bytes(body);
+
+    // Engine.IO v4 sends binary as base64 text; a binary body is a v3 client or garbage.
+    let binary_body = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
+    if binary_body {
+        session.close(CloseReason::TransportError, LastPacket::Close);
+        return Err(EngineError::BadRequest);
+    }
+
+    let packets = match wire::decode_payload(&body).collect::<Result<Vec<_>, _>>() {
+        Ok(packets) => packets,
+        Err(err) => {
+            tracing::debug!(sid = %session.sid, %err, "invalid polling payload");
+            session.close(CloseReason::ParseError, LastPacket::Close);
+            return Err(EngineError::BadRequest);
+        }
+    };
+    for packet in packets {
+        if session.is_closed() {
+            break;
+        }
+        on_packet(session, packet, &body);
+    }
+    Ok(text_response(Bytes::from_static(b"ok")))
+}
+
+fn copy_to_bytes(mut buf: impl Buf) -> Bytes {
+    let len = buf.remaining();
+    buf.copy_to_bytes(len)
+}
+
+fn payload_too_large<RB>() -> Response<ResponseBody<RB>> {
+    let mut res = text_response(Bytes::from_static(b"payload too large"));
+    *res.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    res
+}
+
+/// Acts on one packet received over polling; `body` is the buffer the packet borrows from, so
+/// text messages reach the handler without a copy.
+fn on_packet(session: &Arc<Session>, packet: Packet<'_>, body: &Bytes) {
+    match packet {
+        Packet::Message(text) => {
+            // Valid UTF-8 already (the decoder checked), so this conversion cannot fail.
+            if let Ok(text) = Utf8Bytes::try_from(body.slice_ref(text.as_bytes())) {
+                session.deliver(Message::Text(text));
+            }
+        }
+        Packet::Binary(data) => session.deliver(Message::Binary(Bytes::from(data))),
+        other => on_control_packet(session, &other),
+    }
+}
+
+/// Acts on a packet that is not a message, for either transport.
+pub(crate) fn on_control_packet(session: &Arc<Session>, packet: &Packet<'_>) {
+    match packet {
+        Packet::Pong(_) => session.on_pong(),
+        Packet::Close => {
+            session.close(CloseReason::TransportClose, LastPacket::Noop);
+        }
+        // Only the server pings in v4, and only the server opens.
+        Packet::Ping(_) | Packet::Open(_) => {
+            session.close(CloseReason::ParseError, LastPacket::Close);
+        }
+        Packet::Upgrade | Packet::Noop | Packet::Message(_) | Packet::Binary(_) => {}
+    }
+}

@@ -1,0 +1,82 @@
+//! Session ids: 15 bytes from a CSPRNG, written as 20 characters of URL-safe base64.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+
+/// An Engine.IO session id.
+///
+/// Always 20 characters of the URL-safe base64 alphabet, so it is stored inline and copied
+/// freely; a string of any other shape can never name a session.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sid([u8; Sid::LEN]);
+
+impl Sid {
+    /// The length of every session id, in characters.
+    pub const LEN: usize = 20;
+
+    /// A new random id from the thread-local CSPRNG.
+    pub fn random() -> Self {
+        let mut raw = [0u8; 15];
+        rand::rng().fill_bytes(&mut raw);
+        let mut out = [0u8; Self::LEN];
+        // 15 bytes encode to exactly 20 characters without padding.
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(raw, &mut out)
+            .expect("15 bytes always encode to 20 base64 characters");
+        debug_assert_eq!(written, Self::LEN);
+        Self(out)
+    }
+
+    /// Parses an id received from a peer; `None` unless it has the exact shape of a [`Sid`].
+    pub fn parse(s: &str) -> Option<Self> {
+        let bytes: [u8; Self::LEN] = s.as_bytes().try_into().ok()?;
+        bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            .then_some(Self(bytes))
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII from the URL-safe alphabet is ever stored.
+        std::str::from_utf8(&self.0).expect("a Sid holds only ASCII")
+    }
+}
+
+impl fmt::Display for Sid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Sid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sid({})", self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_ids_have_twenty_url_safe_characters_and_differ() {
+        let a = Sid::random();
+        let b = Sid::random();
+        assert_eq!(a.as_str().len(), 20);
+        assert_ne!(a, b);
+        assert_eq!(Sid::parse(a.as_str()), Some(a));
+    }
+
+    #[test]
+    fn parse_rejects_other_shapes() {
+        assert_eq!(Sid::parse("__proto__"), None);
+        assert_eq!(Sid::parse(&"a".repeat(2048)), None);
+        assert_eq!(Sid::parse("aaaaaaaaaaaaaaaaaaa="), None);
+        assert_eq!(Sid::parse("aaaaaaaaaaaaaaaaaaé"), None);
+        assert!(Sid::parse("aaaaaaaaaa-_AAAAA999").is_some());
+    }
+}

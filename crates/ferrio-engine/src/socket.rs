@@ -1,0 +1,431 @@
+//! One Engine.IO session: its state, its outbound queue, its heartbeat, and the cheap
+//! [`Socket`] handle the layer above uses to reach it.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{HeaderMap, Uri};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::engine::Engine;
+use crate::handler::{CloseReason, Message, Transport};
+use crate::sid::Sid;
+
+/// One packet waiting in a session's outbound queue.
+///
+/// Text frames hold the complete Engine.IO packet (type digit included), so the same buffer
+/// becomes a WebSocket frame or a piece of a polling payload without being copied again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Frame {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+}
+
+impl Frame {
+    pub(crate) fn ping() -> Self {
+        Self::Text(Utf8Bytes::from_static("2"))
+    }
+    pub(crate) fn close() -> Self {
+        Self::Text(Utf8Bytes::from_static("1"))
+    }
+    pub(crate) fn noop() -> Self {
+        Self::Text(Utf8Bytes::from_static("6"))
+    }
+}
+
+/// A message encoded once, to be sent to any number of sockets without copying it again.
+///
+/// ```
+/// use ferrio_engine::PreparedMessage;
+///
+/// let news = PreparedMessage::text("breaking");
+/// # fn send_all(_: &[ferrio_engine::Socket], _: &PreparedMessage) {}
+/// // for socket in &sockets { let _ = socket.send_prepared(&news); }
+/// # let _ = news;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedMessage(pub(crate) Frame);
+
+impl PreparedMessage {
+    /// A text message (the `4` packet type is added here, once).
+    pub fn text(text: &str) -> Self {
+        let mut packet = String::with_capacity(text.len() + 1);
+        packet.push('4');
+        packet.push_str(text);
+        Self(Frame::Text(Utf8Bytes::from(packet)))
+    }
+
+    /// A text message from a string that already starts with the `4` packet type, as an
+    /// encoder that writes the prefix itself produces; `None` if it does not.
+    pub fn from_message_packet(packet: String) -> Option<Self> {
+        packet
+            .starts_with('4')
+            .then(|| Self(Frame::Text(Utf8Bytes::from(packet))))
+    }
+
+    /// A binary message.
+    pub fn binary(data: impl Into<Bytes>) -> Self {
+        Self(Frame::Binary(data.into()))
+    }
+}
+
+impl From<Message> for PreparedMessage {
+    fn from(message: Message) -> Self {
+        match message {
+            Message::Text(text) => Self::text(text.as_str()),
+            Message::Binary(data) => Self::binary(data),
+        }
+    }
+}
+
+/// A send that failed; the message is handed back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError<T> {
+    /// The session already buffers `max_buffered_packets` messages the client has not read.
+    Full(T),
+    /// The session has closed.
+    Closed(T),
+}
+
+impl<T> SendError<T> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Full(t) | Self::Closed(t) => t,
+        }
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("the session's outbound buffer is full"),
+            Self::Closed(_) => f.write_str("the session is closed"),
+        }
+    }
+}
+
+impl<T: fmt::Debug> std::error::Error for SendError<T> {}
+
+/// What the request that opened a session carried.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    pub(crate) headers: HeaderMap,
+    pub(crate) uri: Uri,
+    pub(crate) remote_addr: Option<SocketAddr>,
+    pub(crate) issued: SystemTime,
+}
+
+impl Handshake {
+    /// The request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    /// The request URI (path and query).
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+    /// The raw query string, without the `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.uri.query()
+    }
+    /// The peer's address, when the server recorded it (axum's `ConnectInfo<SocketAddr>`).
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote_addr
+    }
+    /// When the handshake was received.
+    pub fn issued_at(&self) -> SystemTime {
+        self.issued
+    }
+}
+
+/// Progress of an upgrade from polling to WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Upgrade {
+    /// No WebSocket is attached.
+    Idle,
+    /// A WebSocket was accepted for this sid; its `2probe` has not arrived yet.
+    Pending,
+    /// `3probe` was sent; polls are answered with `noop` until the client's `upgrade`.
+    Probing,
+    /// The session runs on WebSocket.
+    Done,
+}
+
+/// What the last poll of a closed polling session receives after the buffered packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LastPacket {
+    /// `1`: the server closed, or the transport broke.
+    Close,
+    /// `6`: the client closed; its pending poll just ends.
+    Noop,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) transport: Transport,
+    pub(crate) upgrade: Upgrade,
+    pub(crate) queue: VecDeque<Frame>,
+    pub(crate) closed: Option<LastPacket>,
+    pub(crate) poll_pending: bool,
+    pub(crate) post_pending: bool,
+}
+
+pub(crate) struct Session {
+    pub(crate) sid: Sid,
+    pub(crate) handshake: Handshake,
+    pub(crate) engine: Arc<Engine>,
+    state: Mutex<State>,
+    /// Wakes whoever writes to the client (a pending poll, a WebSocket task, an upgrade) when
+    /// the queue, the upgrade state or the closed flag changes.
+    pub(crate) changed: Notify,
+    /// Wakes the heartbeat on a pong or a close.
+    heartbeat: Notify,
+    awaiting_pong: AtomicBool,
+}
+
+impl Session {
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        handshake: Handshake,
+        transport: Transport,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            sid: Sid::random(),
+            handshake,
+            engine,
+            state: Mutex::new(State {
+                transport,
+                upgrade: Upgrade::Idle,
+                queue: VecDeque::new(),
+                closed: None,
+                poll_pending: false,
+                post_pending: false,
+            }),
+            changed: Notify::new(),
+            heartbeat: Notify::new(),
+            awaiting_pong: AtomicBool::new(false),
+        })
+    }
+
+    /// Locks the state. A panic while the lock was held cannot leave the state inconsistent
+    /// (every update is a single assignment), so a poisoned lock is simply taken over.
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn socket(self: &Arc<Self>) -> Socket {
+        Socket(self.clone())
+    }
+
+    fn push(&self, frame: Frame, bounded: bool) -> Result<(), SendError<Frame>> {
+        let mut state = self.state();
+        if state.closed.is_some() {
+            return Err(SendError::Closed(frame));
+        }
+        if bounded && state.queue.len() >= self.engine.config.max_buffered_packets {
+            return Err(SendError::Full(frame));
+        }
+        state.queue.push_back(frame);
+        drop(state);
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    /// Waits until `check` returns `Some`, re-checking after every state change.
+    pub(crate) async fn wait_for<T>(&self, mut check: impl FnMut(&mut State) -> Option<T>) -> T {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(value) = check(&mut self.state()) {
+                return value;
+            }
+            notified.await;
+        }
+    }
+
+    /// Closes the session once: marks it closed, wakes its writers and heartbeat, forgets it
+    /// (unless a polling client must still collect its last packets), and tells the handler.
+    pub(crate) fn close(self: &Arc<Self>, reason: CloseReason, last: LastPacket) -> bool {
+        let linger = {
+            let mut state = self.state();
+            if state.closed.is_some() {
+                return false;
+            }
+            state.closed = Some(last);
+            // A server close of a polling session with no poll in flight is kept until the
+            // next poll collects the buffered packets and the `close` packet.
+            reason == CloseReason::ForcedClose
+                && state.transport == Transport::Polling
+                && !state.poll_pending
+        };
+        if !linger {
+            self.engine.remove(self.sid);
+        }
+        self.changed.notify_waiters();
+        self.heartbeat.notify_one();
+        tracing::debug!(sid = %self.sid, %reason, "engine.io session closed");
+        self.engine.handler.on_close(&self.socket(), reason);
+        true
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state().closed.is_some()
+    }
+
+    pub(crate) fn on_pong(&self) {
+        if self.awaiting_pong.swap(false, Ordering::AcqRel) {
+            self.heartbeat.notify_one();
+        }
+    }
+
+    /// Pings every `ping_interval` (from the handshake, then from each pong) and closes the
+    /// session when a pong does not come within `ping_timeout`.
+    pub(crate) async fn run_heartbeat(self: Arc<Self>) {
+        let interval = self.engine.config.ping_interval;
+        let timeout = self.engine.config.ping_timeout;
+        let mut next_ping = Instant::now() + interval;
+        loop {
+            // Sleep until the next ping; a wake-up before then can only be a close.
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next_ping) => break,
+                    _ = self.heartbeat.notified() => {
+                        if self.is_closed() {
+                            return self.linger().await;
+                        }
+                    }
+                }
+            }
+            self.awaiting_pong.store(true, Ordering::Release);
+            if self.push(Frame::ping(), false).is_err() {
+                return self.linger().await;
+            }
+            let deadline = Instant::now() + timeout;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => {
+                        self.close(CloseReason::PingTimeout, LastPacket::Close);
+                        return;
+                    }
+                    _ = self.heartbeat.notified() => {
+                        if self.is_closed() {
+                            return self.linger().await;
+                        }
+                        if !self.awaiting_pong.load(Ordering::Acquire) {
+                            break;
+                        }
+                    }
+                }
+            }
+            next_ping = Instant::now() + interval;
+        }
+    }
+
+    /// After a close that left the session in the table for a last poll, forgets it if no
+    /// poll came within `ping_timeout`.
+    async fn linger(&self) {
+        if self.engine.contains(self.sid) {
+            tokio::time::sleep(self.engine.config.ping_timeout).await;
+            self.engine.remove(self.sid);
+        }
+    }
+
+    /// Delivers a message to the handler, unless the session has closed meanwhile.
+    pub(crate) fn deliver(self: &Arc<Self>, message: Message) {
+        if !self.is_closed() {
+            self.engine.handler.on_message(&self.socket(), message);
+        }
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("sid", &self.sid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A cheap, cloneable handle to one Engine.IO session.
+///
+/// Sending never waits: messages go into the session's bounded outbound queue and are written
+/// by whichever transport the client currently uses.
+#[derive(Clone)]
+pub struct Socket(pub(crate) Arc<Session>);
+
+impl Socket {
+    /// The session id.
+    pub fn id(&self) -> Sid {
+        self.0.sid
+    }
+
+    /// The request that opened the session.
+    pub fn handshake(&self) -> &Handshake {
+        &self.0.handshake
+    }
+
+    /// The transport the session currently uses.
+    pub fn transport(&self) -> Transport {
+        self.0.state().transport
+    }
+
+    /// The Engine.IO protocol version of the session (always 4).
+    pub fn protocol(&self) -> u8 {
+        4
+    }
+
+    /// Whether the session has closed.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    /// Queues a message for the client.
+    pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError<Message>> {
+        let message = message.into();
+        let frame = match &message {
+            Message::Text(text) => PreparedMessage::text(text.as_str()).0,
+            Message::Binary(data) => Frame::Binary(data.clone()),
+        };
+        self.0.push(frame, true).map_err(|e| match e {
+            SendError::Full(_) => SendError::Full(message),
+            SendError::Closed(_) => SendError::Closed(message),
+        })
+    }
+
+    /// Queues a message encoded once for many sockets; only a reference count is copied.
+    pub fn send_prepared(&self, message: &PreparedMessage) -> Result<(), SendError<()>> {
+        self.0.push(message.0.clone(), true).map_err(|e| match e {
+            SendError::Full(_) => SendError::Full(()),
+            SendError::Closed(_) => SendError::Closed(()),
+        })
+    }
+
+    /// Closes the session from the server side ("forced close"). Messages already queued are
+    /// still delivered first. Returns `false` if it was already closed.
+    pub fn close(&self) -> bool {
+        self.0.close(CloseReason::ForcedClose, LastPacket::Close)
+    }
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Socket").field(&self.0.sid).finish()
+    }
+}
+
+impl PartialEq for Socket {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Socket {}

@@ -1,0 +1,348 @@
+//! WebSocket: the handshake through hyper's upgrade, new WebSocket sessions, the probe that
+//! upgrades a polling session, and the one task that reads and writes each connection.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrio_protocol::engine::{self as wire, Packet};
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
+
+use crate::body::ResponseBody;
+use crate::engine::{Engine, handshake_info};
+use crate::error::EngineError;
+use crate::handler::{CloseReason, Message, Transport};
+use crate::polling::on_control_packet;
+use crate::socket::{Frame, LastPacket, Session, Upgrade};
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// How long the server waits for its close frame to be written before dropping the socket.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|part| part.trim().eq_ignore_ascii_case(token))
+        })
+    })
+}
+
+/// Whether the request is a valid WebSocket handshake (RFC 6455 over HTTP/1.1).
+pub(crate) fn is_upgrade_request(parts: &http::request::Parts) -> bool {
+    parts.method == Method::GET
+        && header_has_token(&parts.headers, header::CONNECTION, "upgrade")
+        && header_has_token(&parts.headers, header::UPGRADE, "websocket")
+        && parts
+            .headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v == "13")
+        && parts.headers.contains_key(header::SEC_WEBSOCKET_KEY)
+}
+
+/// Takes the upgrade from the request and builds the `101` answer.
+fn accept<RB>(
+    parts: &mut http::request::Parts,
+) -> Result<(hyper::upgrade::OnUpgrade, Response<ResponseBody<RB>>), EngineError> {
+    if !is_upgrade_request(parts) {
+        return Err(EngineError::BadRequest);
+    }
+    let key = parts
+        .headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or(EngineError::BadRequest)?;
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    // Absent when the connection cannot be upgraded (HTTP/2, or a server without upgrades).
+    let on_upgrade = parts
+        .extensions
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or(EngineError::BadRequest)?;
+    let mut res = Response::new(ResponseBody::empty());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = res.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).map_err(|_| EngineError::BadRequest)?,
+    );
+    Ok((on_upgrade, res))
+}
+
+fn ws_config(engine: &Engine) -> WebSocketConfig {
+    let max = usize::try_from(engine.config.max_payload).unwrap_or(usize::MAX);
+    WebSocketConfig::default()
+        .read_buffer_size(engine.config.ws_read_buffer_size)
+        .write_buffer_size(0)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+async fn open(engine: &Engine, on_upgrade: hyper::upgrade::OnUpgrade) -> Option<Ws> {
+    match on_upgrade.await {
+        Ok(upgraded) => Some(
+            WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(ws_config(engine)),
+            )
+            .await,
+        ),
+        Err(err) => {
+            tracing::debug!(%err, "websocket upgrade failed");
+            None
+        }
+    }
+}
+
+/// A handshake on WebSocket: a new session whose first frame is the `open` packet.
+pub(crate) fn handshake<RB>(
+    engine: &Arc<Engine>,
+    parts: &mut http::request::Parts,
+) -> Result<Response<ResponseBody<RB>>, EngineError> {
+    let (on_upgrade, res) = accept(parts)?;
+    let handshake = handshake_info(parts);
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        let Some(ws) = open(&engine, on_upgrade).await else {
+            return;
+        };
+        let session = engine.open_session(handshake, Transport::WebSocket);
+        let open = engine.open_packet(session.sid, Transport::WebSocket);
+        session
+            .state()
+            .queue
+            .push_back(Frame::Text(Utf8Bytes::from(open)));
+        engine.handler.on_open(&session.socket());
+        run(&session, ws).await;
+    });
+    Ok(res)
+}
+
+/// A WebSocket for an existing polling session: the start of an upgrade.
+pub(crate) fn upgrade<RB>(
+    engine: &Arc<Engine>,
+    session: &Arc<Session>,
+    parts: &mut http::request::Parts,
+) -> Result<Response<ResponseBody<RB>>, EngineError> {
+    if !engine.config.allow_upgrades {
+        return Err(EngineError::BadRequest);
+    }
+    {
+        let mut state = session.state();
+        let (on_upgrade, res) = accept(parts)?;
+        // One WebSocket per session: a second one, or one for a session already on
+        // WebSocket, is opened and closed at once (as the reference server does, so clients
+        // see a close rather than a failed handshake), and the session goes on.
+        if state.transport != Transport::Polling
+            || state.upgrade != Upgrade::Idle
+            || state.closed.is_some()
+        {
+            drop(state);
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                if let Some(mut ws) = open(&engine, on_upgrade).await {
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+                }
+            });
+            return Ok(res);
+        }
+        state.upgrade = Upgrade::Pending;
+        drop(state);
+        let session = session.clone();
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            match open(&engine, on_upgrade).await {
+                Some(ws) => probe(&session, ws).await,
+                None => {
+                    session.state().upgrade = Upgrade::Idle;
+                }
+            }
+        });
+        Ok(res)
+    }
+}
+
+/// What the probing WebSocket received next.
+enum ProbeStep {
+    Text(Utf8Bytes),
+    Other,
+    TimedOut,
+    SessionClosed,
+}
+
+async fn next_probe_step(session: &Session, ws: &mut Ws, deadline: Instant) -> ProbeStep {
+    loop {
+        let notified = session.changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if session.is_closed() {
+            return ProbeStep::SessionClosed;
+        }
+        tokio::select! {
+            msg = ws.next() => return match msg {
+                Some(Ok(tungstenite::Message::Text(text))) => ProbeStep::Text(text),
+                // Control frames are answered by tungstenite itself.
+                Some(Ok(tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_))) => continue,
+                _ => ProbeStep::Other,
+            },
+            _ = tokio::time::sleep_until(deadline) => return ProbeStep::TimedOut,
+            _ = &mut notified => continue,
+        }
+    }
+}
+
+/// Runs the probe: `2probe` is answered with `3probe`, pending polls end with `noop`, and the
+/// client's `upgrade` moves the session to this WebSocket. Anything else, or no `upgrade`
+/// within `upgrade_timeout`, closes this WebSocket and leaves the session on polling.
+async fn probe(session: &Arc<Session>, mut ws: Ws) {
+    let deadline = Instant::now() + session.engine.config.upgrade_timeout;
+
+    let probed = match next_probe_step(session, &mut ws, deadline).await {
+        ProbeStep::Text(text) if text.as_str() == "2probe" => {
+            write(&mut ws, tungstenite::Message::text("3probe")).await
+        }
+        _ => false,
+    };
+    if probed {
+        session.state().upgrade = Upgrade::Probing;
+        session.changed.notify_waiters();
+        if let ProbeStep::Text(text) = next_probe_step(session, &mut ws, deadline).await {
+            if text.as_str() == "5" && switch_to_websocket(session) {
+                tracing::debug!(sid = %session.sid, "engine.io session upgraded");
+                return run(session, ws).await;
+            }
+        }
+    }
+    // The upgrade failed: the session stays on polling.
+    session.state().upgrade = Upgrade::Idle;
+    session.changed.notify_waiters();
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+}
+
+/// Completes an upgrade; `false` if the session closed meanwhile.
+fn switch_to_websocket(session: &Session) -> bool {
+    let mut state = session.state();
+    if state.closed.is_some() {
+        return false;
+    }
+    state.upgrade = Upgrade::Done;
+    state.transport = Transport::WebSocket;
+    drop(state);
+    session.changed.notify_waiters();
+    true
+}
+
+/// Writes one frame within a bounded time; `false` if the client cannot take it.
+async fn write(ws: &mut Ws, message: tungstenite::Message) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), ws.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+fn to_ws_message(frame: Frame) -> tungstenite::Message {
+    match frame {
+        Frame::Text(text) => tungstenite::Message::Text(text),
+        Frame::Binary(data) => tungstenite::Message::Binary(data),
+    }
+}
+
+/// Writes a batch of frames and flushes once. A client that does not read for the whole
+/// heartbeat period is considered gone.
+async fn write_batch(session: &Session, ws: &mut Ws, batch: &mut VecDeque<Frame>) -> bool {
+    let limit = session.engine.config.ping_interval + session.engine.config.ping_timeout;
+    let written = tokio::time::timeout(limit, async {
+        for frame in batch.drain(..) {
+            ws.feed(to_ws_message(frame)).await?;
+        }
+        ws.flush().await
+    })
+    .await;
+    matches!(written, Ok(Ok(())))
+}
+
+/// The connection task of a session on WebSocket: writes what is queued, reads and acts on
+/// what arrives, and ends with the session.
+async fn run(session: &Arc<Session>, mut ws: Ws) {
+    let mut batch = VecDeque::new();
+    loop {
+        let notified = session.changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+
+        let closed = {
+            let mut state = session.state();
+            std::mem::swap(&mut state.queue, &mut batch);
+            state.closed.is_some()
+        };
+        if !batch.is_empty() && !write_batch(session, &mut ws, &mut batch).await {
+            batch.clear();
+            session.close(CloseReason::TransportError, LastPacket::Close);
+            break;
+        }
+        if closed {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+            break;
+        }
+
+        tokio::select! {
+            msg = ws.next() => if let Err((reason, code)) = on_ws_message(session, msg) {
+                if let Some(code) = code {
+                    let frame = CloseFrame { code, reason: Utf8Bytes::default() };
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
+                }
+                session.close(reason, LastPacket::Close);
+                break;
+            },
+            _ = &mut notified => {}
+        }
+    }
+}
+
+/// Acts on what the WebSocket produced; `Err` ends the session with a reason and, when the
+/// server must say why, a close code.
+fn on_ws_message(
+    session: &Arc<Session>,
+    msg: Option<Result<tungstenite::Message, tungstenite::Error>>,
+) -> Result<(), (CloseReason, Option<CloseCode>)> {
+    match msg {
+        Some(Ok(tungstenite::Message::Text(text))) => {
+            match wire::decode_packet(text.as_str()) {
+                Ok(Packet::Message(_)) => {
+                    // Drop the type digit without copying the text.
+                    let data = Bytes::from(text).slice(1..);
+                    if let Ok(text) = Utf8Bytes::try_from(data) {
+                        session.deliver(Message::Text(text));
+                    }
+                }
+                Ok(packet) => on_control_packet(session, &packet),
+                Err(err) => {
+                    tracing::debug!(sid = %session.sid, %err, "invalid websocket packet");
+                    return Err((CloseReason::ParseError, Some(CloseCode::Protocol)));
+                }
+            }
+            Ok(())
+        }
+        Some(Ok(tungstenite::Message::Binary(data))) => {
+            session.deliver(Message::Binary(data));
+            Ok(())
+        }
+        Some(Ok(tungstenite::Message::Close(_))) | None => Err((CloseReason::TransportClose, None)),
+        Some(Ok(_)) => Ok(()),
+        Some(Err(tungstenite::Error::Capacity(err))) => {
+            tracing::debug!(sid = %session.sid, %err, "websocket message over maxPayload");
+            Err((CloseReason::TransportError, Some(CloseCode::Size)))
+        }
+        Some(Err(_)) => Err((CloseReason::TransportError, None)),
+    }
+}
