@@ -186,6 +186,9 @@ impl Engine {
             let session = Sid::parse(sid)
                 .and_then(|sid| self.get(sid))
                 .ok_or(EngineError::SessionIdUnknown)?;
+            if session.close_if_pong_overdue() {
+                return Err(EngineError::SessionIdUnknown);
+            }
             return match (transport, &parts.method) {
                 (Transport::Polling, &Method::GET) => polling::poll(&session).await,
                 (Transport::Polling, &Method::POST) => {

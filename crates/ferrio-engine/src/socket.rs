@@ -176,6 +176,8 @@ pub(crate) struct State {
     pub(crate) closed: Option<LastPacket>,
     pub(crate) poll_pending: bool,
     pub(crate) post_pending: bool,
+    /// When the pong for the last ping is due; `None` while no ping is unanswered.
+    pub(crate) pong_deadline: Option<Instant>,
 }
 
 pub(crate) struct Session {
@@ -208,6 +210,7 @@ impl Session {
                 closed: None,
                 poll_pending: false,
                 post_pending: false,
+                pong_deadline: None,
             }),
             changed: Notify::new(),
             heartbeat: Notify::new(),
@@ -277,11 +280,22 @@ impl Session {
         true
     }
 
+    /// Closes the session if its pong is overdue, even if the heartbeat task has not woken
+    /// yet; `true` if it is (now) closed for that reason.
+    pub(crate) fn close_if_pong_overdue(self: &Arc<Self>) -> bool {
+        let overdue = self
+            .state()
+            .pong_deadline
+            .is_some_and(|deadline| Instant::now() >= deadline);
+        overdue && self.close(CloseReason::PingTimeout, LastPacket::Close)
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.state().closed.is_some()
     }
 
     pub(crate) fn on_pong(&self) {
+        self.state().pong_deadline = None;
         if self.awaiting_pong.swap(false, Ordering::AcqRel) {
             self.heartbeat.notify_one();
         }
@@ -305,11 +319,14 @@ impl Session {
                     }
                 }
             }
+            // Deadlines count from when the ping was due, not from when this task woke, so
+            // timer jitter never grants a client extra time.
+            let deadline = next_ping + timeout;
+            self.state().pong_deadline = Some(deadline);
             self.awaiting_pong.store(true, Ordering::Release);
             if self.push(Frame::ping(), false).is_err() {
                 return self.linger().await;
             }
-            let deadline = Instant::now() + timeout;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep_until(deadline) => {
