@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this script):
+#   formatting, clippy, every Rust test, the fuzz harness for a bounded number of cases,
+#   and the end-to-end tests that drive the example servers with the official npm clients.
+# It installs and starts what the tests need: the npm packages of tests/e2e, and Redis when
+# nothing answers on 127.0.0.1:6379.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "npm packages for the end-to-end tests"
+if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]; then
+  (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+step "Redis on 127.0.0.1:6379"
+if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+  if command -v redis-server >/dev/null; then
+    redis-server --daemonize yes --port 6379 --save ""
+  else
+    echo "redis-server is not installed; tests that need Redis will fail" >&2
+  fi
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "fuzz harness (bounded: ${FUZZ_CASES:=20000} cases per property)"
+PROPTEST_CASES="$FUZZ_CASES" cargo test --locked -p ferrio-protocol --test fuzz
+PROPTEST_CASES=$((FUZZ_CASES / 20)) cargo test --locked -p ferrio-engine --test hostile
+
+step "end-to-end tests with the official clients"
+cargo build --locked -p conformance
+node --test tests/e2e/
