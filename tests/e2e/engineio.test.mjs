@@ -1,5 +1,5 @@
-// End-to-end test of `conformance engineio` (see docs in /CONTRACTS section 1) driven by the
-// official npm client `engine.io-client`.
+// End-to-end test of `conformance engineio` (contract: CONTRACTS.md section 1, the `conformance` example)
+// driven by the official npm client `engine.io-client`.
 //
 // Run from the repository root:   node --test tests/e2e/
 // Binary under test:              $CONFORMANCE_BIN, default <repo>/target/debug/conformance
