@@ -29,6 +29,35 @@
 //! }
 //! ```
 //!
+//! The service needs no network to be exercised: here a polling handshake, served in memory.
+//!
+//! ```
+//! use axum::body::Body;
+//! use ferrio_engine::{EngineHandler, EngineIoConfig, EngineIoLayer, Message, Socket};
+//! use http_body_util::BodyExt;
+//! use tower::ServiceExt;
+//!
+//! struct Quiet;
+//! impl EngineHandler for Quiet {
+//!     fn on_message(&self, _: &Socket, _: Message) {}
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let layer = EngineIoLayer::new(EngineIoConfig::default(), Quiet);
+//! let engine = layer.engine();
+//! let service = layer.into_service();
+//!
+//! let request = http::Request::get("/engine.io/?EIO=4&transport=polling")
+//!     .body(Body::empty())
+//!     .unwrap();
+//! let response = service.oneshot(request).await.unwrap();
+//! let body = response.into_body().collect().await.unwrap().to_bytes();
+//! assert!(body.starts_with(br#"0{"sid":""#));
+//! assert_eq!(engine.len(), 1);
+//! # }
+//! ```
+//!
 //! # Behaviour
 //!
 //! - Requests under the configured path (default `/engine.io/`, with or without the trailing

@@ -46,6 +46,14 @@ impl EngineIo {
         self.len() == 0
     }
 
+    /// Closes every open session from the server side ("forced close"), for a graceful
+    /// shutdown: each client gets what was queued for it, then the close.
+    pub fn close_all(&self) {
+        for socket in self.sockets() {
+            socket.close();
+        }
+    }
+
     /// The configuration the engine runs with.
     pub fn config(&self) -> &EngineIoConfig {
         &self.0.config

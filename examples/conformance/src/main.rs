@@ -12,7 +12,9 @@
 use std::time::Duration;
 
 use axum::Router;
-use ferrio_engine::{Cors, EngineHandler, EngineIoConfig, EngineIoLayer, Message, Socket};
+use ferrio_engine::{
+    Cors, EngineHandler, EngineIo, EngineIoConfig, EngineIoLayer, Message, Socket,
+};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -46,8 +48,12 @@ async fn main() {
         .init();
 
     let mode = std::env::args().nth(1).unwrap_or_else(|| "socketio".into());
-    let app = match mode.as_str() {
-        "engineio" => Router::new().layer(EngineIoLayer::new(engine_config("/engine.io/"), Echo)),
+    let (app, engine) = match mode.as_str() {
+        "engineio" => {
+            let layer = EngineIoLayer::new(engine_config("/engine.io/"), Echo);
+            let engine = layer.engine();
+            (Router::new().layer(layer), engine)
+        }
         "socketio" => {
             eprintln!("conformance: the socketio mode needs the Socket.IO layer, not built yet");
             std::process::exit(2);
@@ -65,7 +71,8 @@ async fn main() {
         }),
         Err(_) => 3000,
     };
-    let listener = match TcpListener::bind(("127.0.0.1", port)).await {
+    let listener = match TcpListener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await
+    {
         Ok(listener) => listener,
         Err(err) => {
             eprintln!("conformance: cannot bind 127.0.0.1:{port}: {err}");
@@ -80,15 +87,23 @@ async fn main() {
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(shutdown(engine))
     .await;
+    tracing::debug!("server stopped");
     if let Err(err) = served {
         eprintln!("conformance: server error: {err}");
         std::process::exit(1);
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
+/// Resolves on SIGINT or SIGTERM, after closing every session so that pending polls end and
+/// clients see a close rather than a dropped connection.
+async fn shutdown(engine: EngineIo) {
+    shutdown_signal().await;
+    tracing::info!(sessions = engine.len(), "shutting down");
+    engine.close_all();
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]

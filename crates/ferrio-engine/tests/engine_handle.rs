@@ -1,0 +1,47 @@
+//! The `EngineIo` handle: finding sessions and closing them all for a graceful shutdown.
+
+mod common;
+
+use common::*;
+use ferrio_engine::{CloseReason, EngineIoConfig};
+
+// Virtual time: a short sleep lets the spawned poll reach its wait, deterministically.
+#[tokio::test(start_paused = true)]
+async fn close_all_ends_every_session_with_forced_close() {
+    let mut app = app(EngineIoConfig::default());
+    let a = handshake(&app.router).await;
+    let b = handshake(&app.router).await;
+    assert_eq!(app.engine.len(), 2);
+    app.engine
+        .get(a)
+        .expect("session a")
+        .send("last words")
+        .unwrap();
+
+    // a has no poll in flight; b has one.
+    let router = app.router.clone();
+    let pending_b = tokio::spawn(async move { get(&router, &poll_uri(b)).await });
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    assert!(!pending_b.is_finished(), "b's poll waits for data");
+
+    app.engine.close_all();
+
+    assert_eq!(pending_b.await.unwrap().body, "1");
+    // a's next poll collects what was queued, then the close.
+    assert_eq!(
+        get(&app.router, &poll_uri(a)).await.body,
+        "4last words\x1e1"
+    );
+    get(&app.router, &poll_uri(a)).await.assert_error(1);
+    get(&app.router, &poll_uri(b)).await.assert_error(1);
+    assert!(app.engine.is_empty());
+
+    let mut reasons = vec![];
+    for sid in [a, b] {
+        reasons.push(app.events.close_of(sid).await);
+    }
+    assert_eq!(
+        reasons,
+        [CloseReason::ForcedClose, CloseReason::ForcedClose]
+    );
+}
