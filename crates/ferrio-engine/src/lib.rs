@@ -71,6 +71,9 @@
 //! - A session costs one small task for its heartbeat, plus one task per WebSocket
 //!   connection; a polling session owns no task between polls.
 
+// Library code never unwraps: peer-controlled data must not be able to panic it.
+#![warn(clippy::unwrap_used)]
+
 mod body;
 mod config;
 mod cors;

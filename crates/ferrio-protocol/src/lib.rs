@@ -21,4 +21,7 @@
 //! assert_eq!(body, "4hello\x1ebAQIDBA==");
 //! ```
 
+// Library code never unwraps: peer-controlled data must not be able to panic it.
+#![warn(clippy::unwrap_used)]
+
 pub mod engine;
