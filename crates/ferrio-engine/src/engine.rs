@@ -142,23 +142,29 @@ impl Engine {
         B::Error: Into<BoxError>,
     {
         let (parts, body) = req.into_parts();
-        let origin = match self.config.cors.check(&parts.headers) {
-            Ok(origin) => origin,
-            Err(()) => return EngineError::BadRequest.into_response(),
-        };
-        let mut res =
-            if self.config.cors.is_enabled() && Cors::is_preflight(&parts.method, &parts.headers) {
+        let upgrade_attempt = parts.headers.contains_key(header::UPGRADE);
+        let (origin, mut res) = match self.config.cors.check(&parts.headers) {
+            Err(()) => (None, EngineError::BadRequest.into_response()),
+            Ok(origin)
+                if self.config.cors.is_enabled()
+                    && Cors::is_preflight(&parts.method, &parts.headers) =>
+            {
                 let mut res = Response::new(ResponseBody::empty());
                 *res.status_mut() = StatusCode::NO_CONTENT;
                 Cors::apply_preflight(&parts.headers, res.headers_mut());
-                res
-            } else {
-                match self.route(parts, body).await {
-                    Ok(res) => res,
-                    Err(err) => err.into_response(),
-                }
-            };
+                (origin, res)
+            }
+            Ok(origin) => match self.route(parts, body).await {
+                Ok(res) => (origin, res),
+                Err(err) => (origin, err.into_response()),
+            },
+        };
         Cors::apply(origin, res.headers_mut());
+        if upgrade_attempt && res.status() != StatusCode::SWITCHING_PROTOCOLS {
+            // A refused WebSocket handshake ends its connection.
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         res
     }
 
