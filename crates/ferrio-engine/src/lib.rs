@@ -95,3 +95,12 @@ pub use service::{EngineIo, EngineIoLayer, EngineIoService, NotFound, ResponseFu
 pub use sid::Sid;
 pub use socket::{Handshake, PreparedMessage, SendError, Socket};
 pub use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+// The code of the guides compiles as part of the test suite.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/engine.md")]
+mod engine_guide {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}

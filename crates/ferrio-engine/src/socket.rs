@@ -43,12 +43,19 @@ impl Frame {
 /// A message encoded once, to be sent to any number of sockets without copying it again.
 ///
 /// ```
-/// use ferrio_engine::PreparedMessage;
+/// use ferrio_engine::{PreparedMessage, Socket};
 ///
-/// let news = PreparedMessage::text("breaking");
-/// # fn send_all(_: &[ferrio_engine::Socket], _: &PreparedMessage) {}
-/// // for socket in &sockets { let _ = socket.send_prepared(&news); }
-/// # let _ = news;
+/// fn broadcast(sockets: &[Socket], text: &str) {
+///     let message = PreparedMessage::text(text); // encoded here, once
+///     for socket in sockets {
+///         let _ = socket.send_prepared(&message); // a reference count per recipient
+///     }
+/// }
+///
+/// // An encoder that writes the `4` packet type itself hands its buffer over as is.
+/// assert!(PreparedMessage::from_message_packet("4hello".to_owned()).is_some());
+/// assert!(PreparedMessage::from_message_packet("hello".to_owned()).is_none());
+/// # broadcast(&[], "hi");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedMessage(pub(crate) Frame);

@@ -50,7 +50,9 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn method() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH"])
+    prop::sample::select(vec![
+        "GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH",
+    ])
 }
 
 fn content_type() -> impl Strategy<Value = Option<&'static str>> {

@@ -143,7 +143,9 @@ impl Reply {
         let status = if code == 4 { 403 } else { 400 };
         assert_eq!(self.status, status, "body: {}", self.body);
         assert_eq!(
-            self.headers.get("content-type").map(|v| v.to_str().unwrap()),
+            self.headers
+                .get("content-type")
+                .map(|v| v.to_str().unwrap()),
             Some("application/json")
         );
         let json: serde_json::Value = serde_json::from_str(&self.body).expect("JSON error body");
@@ -183,7 +185,9 @@ pub async fn post(router: &Router, uri: &str, body: impl Into<Bytes>) -> Reply {
 
 /// Opens a polling session in memory and returns its sid.
 pub async fn handshake(router: &Router) -> Sid {
-    get(router, "/engine.io/?EIO=4&transport=polling").await.sid()
+    get(router, "/engine.io/?EIO=4&transport=polling")
+        .await
+        .sid()
 }
 
 pub fn poll_uri(sid: Sid) -> String {
@@ -276,3 +280,95 @@ pub async fn ws_close_code(ws: &mut WsClient) -> Option<u16> {
 
 /// Shared slot for the sockets a test wants to reach from outside the handler.
 pub type Sockets = Arc<Mutex<Vec<Socket>>>;
+
+/// Opens a WebSocket from a prepared client request (custom path or headers); `Err` carries
+/// the HTTP status of a refused handshake.
+pub async fn ws_connect_request(
+    req: tokio_tungstenite::tungstenite::handshake::client::Request,
+) -> Result<WsClient, StatusCode> {
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status()),
+        Err(err) => panic!("websocket connect failed: {err}"),
+    }
+}
+
+/// Sends one text frame.
+pub async fn ws_send(ws: &mut WsClient, text: &str) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(text))
+        .await
+        .expect("websocket send");
+}
+
+/// The next frame, which must be text; panics on anything else.
+pub async fn ws_next_text(ws: &mut WsClient) -> String {
+    match ws_next(ws).await {
+        Some(tokio_tungstenite::tungstenite::Message::Text(text)) => text.as_str().to_owned(),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+/// Parses an `open` packet (`0{...}`) and returns its JSON.
+pub fn open_json(packet: &str) -> serde_json::Value {
+    serde_json::from_str(packet.strip_prefix('0').expect("open packet starts with 0"))
+        .expect("open packet JSON")
+}
+
+/// Opens a WebSocket session on a real server: the socket and its sid from the `open` frame.
+pub async fn ws_handshake(addr: SocketAddr) -> (WsClient, Sid) {
+    let mut ws = ws_connect(addr, "EIO=4&transport=websocket")
+        .await
+        .expect("websocket handshake");
+    let open = open_json(&ws_next_text(&mut ws).await);
+    let sid = Sid::parse(open["sid"].as_str().expect("sid")).expect("valid sid");
+    (ws, sid)
+}
+
+/// Opens a polling session on a real server by HTTP GET and returns its sid.
+pub async fn http_handshake(addr: SocketAddr) -> Sid {
+    http(addr, "GET", "/engine.io/?EIO=4&transport=polling", "")
+        .await
+        .sid()
+}
+
+/// Upgrades a polling session to WebSocket (`2probe`, `3probe`, `5`) and returns the socket.
+pub async fn ws_upgrade(addr: SocketAddr, sid: Sid) -> WsClient {
+    let mut ws = ws_connect(addr, &format!("EIO=4&transport=websocket&sid={sid}"))
+        .await
+        .expect("websocket for the upgrade");
+    ws_send(&mut ws, "2probe").await;
+    assert_eq!(ws_next_text(&mut ws).await, "3probe");
+    ws_send(&mut ws, "5").await;
+    ws
+}
+
+impl Reply {
+    /// Asserts an engine error with its exact status, content type and JSON body.
+    pub fn assert_exact_error(&self, code: u8, message: &str) {
+        self.assert_error(code);
+        assert_eq!(
+            self.body,
+            format!(r#"{{"code":{code},"message":"{message}"}}"#)
+        );
+    }
+
+    /// The value of a response header, if present and ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Starts a GET in its own task, so the test can act while it is pending.
+pub fn spawn_get(router: &Router, uri: &str) -> tokio::task::JoinHandle<Reply> {
+    let router = router.clone();
+    let uri = uri.to_owned();
+    tokio::spawn(async move { get(&router, &uri).await })
+}
+
+/// Lets every other task run until it waits. Needs a paused clock
+/// (`#[tokio::test(start_paused = true)]`): the runtime only advances a paused clock to this
+/// sleep's deadline once no task can make progress, so no wall-clock time is spent.
+pub async fn settle() {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
