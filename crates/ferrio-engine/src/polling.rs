@@ -199,7 +199,9 @@ where
         if session.is_closed() {
             break;
         }
-        on_packet(session, packet, &body);
+        if on_packet(session, packet, &body).is_err() {
+            return Err(EngineError::BadRequest);
+        }
     }
     Ok(text_response(Bytes::from_static(b"ok")))
 }
@@ -217,7 +219,11 @@ fn payload_too_large<RB>() -> Response<ResponseBody<RB>> {
 
 /// Acts on one packet received over polling; `body` is the buffer the packet borrows from, so
 /// text messages reach the handler without a copy.
-fn on_packet(session: &Arc<Session>, packet: Packet<'_>, body: &Bytes) {
+fn on_packet(
+    session: &Arc<Session>,
+    packet: Packet<'_>,
+    body: &Bytes,
+) -> Result<(), ProtocolError> {
     match packet {
         Packet::Message(text) => {
             // Valid UTF-8 already (the decoder checked), so this conversion cannot fail.
@@ -226,12 +232,20 @@ fn on_packet(session: &Arc<Session>, packet: Packet<'_>, body: &Bytes) {
             }
         }
         Packet::Binary(data) => session.deliver(Message::Binary(Bytes::from(data))),
-        other => on_control_packet(session, &other),
+        other => return on_control_packet(session, &other),
     }
+    Ok(())
 }
 
+/// A packet the client may never send; the session has been closed with "parse error".
+#[derive(Debug)]
+pub(crate) struct ProtocolError;
+
 /// Acts on a packet that is not a message, for either transport.
-pub(crate) fn on_control_packet(session: &Arc<Session>, packet: &Packet<'_>) {
+pub(crate) fn on_control_packet(
+    session: &Arc<Session>,
+    packet: &Packet<'_>,
+) -> Result<(), ProtocolError> {
     match packet {
         Packet::Pong(_) => session.on_pong(),
         Packet::Close => {
@@ -240,7 +254,9 @@ pub(crate) fn on_control_packet(session: &Arc<Session>, packet: &Packet<'_>) {
         // Only the server pings in v4, and only the server opens.
         Packet::Ping(_) | Packet::Open(_) => {
             session.close(CloseReason::ParseError, LastPacket::Close);
+            return Err(ProtocolError);
         }
         Packet::Upgrade | Packet::Noop | Packet::Message(_) | Packet::Binary(_) => {}
     }
+    Ok(())
 }

@@ -325,7 +325,11 @@ fn on_ws_message(
                         session.deliver(Message::Text(text));
                     }
                 }
-                Ok(packet) => on_control_packet(session, &packet),
+                Ok(packet) => {
+                    if on_control_packet(session, &packet).is_err() {
+                        return Err((CloseReason::ParseError, Some(CloseCode::Protocol)));
+                    }
+                }
                 Err(err) => {
                     tracing::debug!(sid = %session.sid, %err, "invalid websocket packet");
                     return Err((CloseReason::ParseError, Some(CloseCode::Protocol)));

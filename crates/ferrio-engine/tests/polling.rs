@@ -449,7 +449,7 @@ async fn an_aborted_get_closes_the_session_with_transport_error() {
 async fn a_client_ping_closes_the_session_with_parse_error() {
     let mut t = app(EngineIoConfig::default());
     let sid = handshake(&t.router).await;
-    post(&t.router, &poll_uri(sid), "2").await;
+    post(&t.router, &poll_uri(sid), "2").await.assert_error(3);
     assert_eq!(t.events.close_of(sid).await, CloseReason::ParseError);
     get(&t.router, &poll_uri(sid)).await.assert_error(1);
 }
