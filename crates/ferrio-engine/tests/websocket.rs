@@ -358,3 +358,29 @@ async fn handshake_records_remote_addr_headers_and_query() {
     );
     assert_eq!(handshake.uri().path(), "/engine.io/");
 }
+
+#[tokio::test]
+async fn a_refused_handshake_closes_its_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = echo_app(EngineIoConfig::default());
+    let addr = serve(app.router).await;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        b"GET /engine.io/?EIO=4&transport=abc HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n\
+          Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // The server answers and then closes: reading to the end terminates.
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut response))
+        .await
+        .expect("the server closed the connection")
+        .unwrap();
+    let response = String::from_utf8_lossy(&response).to_lowercase();
+    assert!(response.starts_with("http/1.1 400"), "{response}");
+    assert!(response.contains("connection: close"), "{response}");
+    assert!(response.contains(r#"{"code":0,"message":"transport unknown"}"#));
+}
