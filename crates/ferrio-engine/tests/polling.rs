@@ -99,29 +99,22 @@ async fn handshake_announces_the_configured_values() {
 }
 
 #[tokio::test]
-async fn handshake_offers_no_upgrade_when_upgrades_are_disabled() {
-    let t = app(EngineIoConfig::default().allow_upgrades(false));
-    let reply = get(&t.router, "/engine.io/?EIO=4&transport=polling").await;
-    let sid = reply.sid();
-    assert_eq!(
-        reply.body,
-        format!(
-            r#"0{{"sid":"{sid}","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}}"#
-        )
-    );
-}
-
-#[tokio::test]
-async fn handshake_offers_no_upgrade_when_websocket_is_disabled() {
-    let t = app(EngineIoConfig::default().websocket(false));
-    let reply = get(&t.router, "/engine.io/?EIO=4&transport=polling").await;
-    let sid = reply.sid();
-    assert_eq!(
-        reply.body,
-        format!(
-            r#"0{{"sid":"{sid}","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}}"#
-        )
-    );
+async fn handshake_offers_no_upgrade_when_upgrades_or_websocket_are_disabled() {
+    for config in [
+        EngineIoConfig::default().allow_upgrades(false),
+        EngineIoConfig::default().websocket(false),
+    ] {
+        let t = app(config.clone());
+        let reply = get(&t.router, "/engine.io/?EIO=4&transport=polling").await;
+        let sid = reply.sid();
+        assert_eq!(
+            reply.body,
+            format!(
+                r#"0{{"sid":"{sid}","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}}"#
+            ),
+            "{config:?}"
+        );
+    }
 }
 
 #[tokio::test]
