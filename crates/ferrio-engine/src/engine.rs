@@ -234,9 +234,25 @@ pub(crate) fn handshake_info(parts: &http::request::Parts) -> Handshake {
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|info| info.0)
         .or_else(|| parts.extensions.get::<SocketAddr>().copied());
+    // hyper parses headers and URI without copying them, as slices of its connection's read
+    // buffer (8 KiB or more). Cloning them would keep that whole buffer alive for as long as
+    // the session lives; copying the few bytes they hold keeps a session small.
+    let headers = parts
+        .headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let value = HeaderValue::from_bytes(value.as_bytes()).ok()?;
+            Some((name.clone(), value))
+        })
+        .collect();
+    let uri = parts
+        .uri
+        .to_string()
+        .parse()
+        .unwrap_or_else(|_| parts.uri.clone());
     Handshake {
-        headers: parts.headers.clone(),
-        uri: parts.uri.clone(),
+        headers,
+        uri,
         remote_addr,
         issued: SystemTime::now(),
     }
