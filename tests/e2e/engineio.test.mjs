@@ -94,13 +94,16 @@ function startServer() {
     });
   });
 
-  const stop = async () => {
+  /** Sends `signal` (escalating to SIGKILL after 5 s); resolves with how the process ended. */
+  const stop = async (signal = "SIGTERM") => {
     if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
+      child.kill(signal);
       const escalate = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
+      const result = await exited;
       clearTimeout(escalate);
+      return result;
     }
+    return exited;
   };
 
   return { ready, stop, stderrTail: () => stderr };
@@ -462,6 +465,25 @@ describe("conformance engineio, driven by engine.io-client", () => {
           rec.assertHealthy();
         });
       }
+    });
+  }
+});
+
+describe("conformance engineio shutdown", () => {
+  for (const signal of ["SIGTERM", "SIGINT"]) {
+    it(`exits cleanly on ${signal}, closing open sessions`, { timeout: TEST_TIMEOUT_MS }, async () => {
+      const server = startServer();
+      const port = await server.ready;
+      const socket = new Socket(`http://${HOST}:${port}`, { transports: ["polling"] });
+      const closed = new Promise((resolve) => socket.once("close", (reason) => resolve(reason)));
+      await within(new Promise((resolve) => socket.once("open", resolve)), WAIT_MS, "open");
+
+      const { code, signal: killedBy } = await server.stop(signal);
+      assert.equal(killedBy, null, `the server died of ${killedBy} instead of exiting`);
+      assert.equal(code, 0, "exit code");
+      const reason = await within(closed, WAIT_MS, "client sees the close");
+      assert.ok(typeof reason === "string" && reason.length > 0);
+      socket.close();
     });
   }
 });
