@@ -10,8 +10,11 @@ use http::{HeaderMap, HeaderValue, Method, header};
 
 /// Which origins may reach the engine from a browser.
 ///
-/// The default, [`Cors::disabled`], adds no CORS headers and checks no origin, so browsers allow
-/// same-origin pages only.
+/// The default, [`Cors::disabled`], adds no CORS headers and checks no origin: browsers then let
+/// only same-origin pages read polling responses, but they do not restrict WebSocket by
+/// origin at all, so any page can open a WebSocket session carrying the user's cookies. An
+/// application that authenticates by cookie should use [`Cors::allow_origins`], which also
+/// refuses WebSocket handshakes from other origins.
 #[derive(Clone, Default)]
 pub struct Cors {
     policy: Policy,

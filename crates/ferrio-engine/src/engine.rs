@@ -90,24 +90,42 @@ impl Engine {
         self.sessions_write().remove(&sid);
     }
 
+    /// Open sessions (closed ones kept for a last poll are left out).
     pub(crate) fn sockets(&self) -> Vec<Socket> {
-        self.sessions_read().values().map(Session::socket).collect()
+        self.sessions_read()
+            .values()
+            .filter(|s| !s.is_closed())
+            .map(Session::socket)
+            .collect()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.sessions_read().len()
+        self.sessions_read()
+            .values()
+            .filter(|s| !s.is_closed())
+            .count()
     }
 
-    /// Creates, registers and announces a new session, and starts its heartbeat.
+    /// Creates a session, announces it to the handler, then registers it and starts its
+    /// heartbeat. A WebSocket session's `open` packet is queued before anything the handler
+    /// sends. Registering only after `on_open` means nothing can close the session before the
+    /// handler has heard of it.
     pub(crate) fn open_session(
         self: &Arc<Self>,
         handshake: Handshake,
         transport: Transport,
     ) -> Arc<Session> {
         let session = Session::new(self.clone(), handshake, transport);
-        self.sessions_write().insert(session.sid, session.clone());
-        tokio::spawn(session.clone().run_heartbeat());
-        tracing::debug!(sid = %session.sid, %transport, "engine.io session opened");
+        if transport == Transport::WebSocket {
+            let open = self.open_packet(session.sid, transport);
+            session.push_open(open);
+        }
+        session.dispatch(|handler, socket| handler.on_open(socket));
+        if !session.is_closed() {
+            self.sessions_write().insert(session.sid, session.clone());
+            tokio::spawn(session.clone().run_heartbeat());
+            tracing::debug!(sid = %session.sid, %transport, "engine.io session opened");
+        }
         session
     }
 
@@ -142,7 +160,7 @@ impl Engine {
         B::Error: Into<BoxError>,
     {
         let (parts, body) = req.into_parts();
-        let upgrade_attempt = parts.headers.contains_key(header::UPGRADE);
+        let websocket_attempt = websocket::asks_for_websocket(&parts.headers);
         let (origin, mut res) = match self.config.cors.check(&parts.headers) {
             Err(()) => (None, EngineError::BadRequest.into_response()),
             Ok(origin)
@@ -160,7 +178,7 @@ impl Engine {
             },
         };
         Cors::apply(origin, res.headers_mut());
-        if upgrade_attempt && res.status() != StatusCode::SWITCHING_PROTOCOLS {
+        if websocket_attempt && res.status() != StatusCode::SWITCHING_PROTOCOLS {
             // A refused WebSocket handshake ends its connection.
             res.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -220,7 +238,6 @@ impl Engine {
             Transport::Polling => {
                 let session = self.open_session(handshake_info(&parts), Transport::Polling);
                 let packet = self.open_packet(session.sid, Transport::Polling);
-                self.handler.on_open(&session.socket());
                 Ok(text_response(Bytes::from(packet)))
             }
             Transport::WebSocket => websocket::handshake(&self, &mut parts),

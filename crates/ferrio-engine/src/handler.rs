@@ -2,18 +2,27 @@
 
 use std::fmt;
 
+use crate::utf8::Utf8Bytes;
 use bytes::Bytes;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::socket::Socket;
 
 /// Receives the events of every Engine.IO session.
 ///
-/// The methods are called on the task that reads the session's transport, in the order the
-/// client sent its packets, so they must return quickly: spawn a task for slow work. No
-/// internal lock is held during a call, so a method may freely send to or close any socket.
+/// For each session the calls come in this order: `on_open` once, `on_message` for each
+/// message in the order the client sent them, then `on_close` exactly once. `on_close` never
+/// runs inside another callback of the same session: a close requested meanwhile (by the
+/// callback itself, another task or the heartbeat) is reported as soon as the callback returns.
+///
+/// Messages are delivered on the task that reads the client's transport, so the methods must
+/// return quickly: spawn a task for slow work. `on_close` runs on whichever task closed the
+/// session. No internal lock is held during a call, so a method may freely send to or close
+/// any socket. A method that panics closes its session ("transport error"); other sessions and
+/// the server are unaffected.
 pub trait EngineHandler: Send + Sync + 'static {
-    /// A session has opened (its handshake is on its way to the client).
+    /// A session has opened (its handshake is on its way to the client). Messages sent here
+    /// reach the client right after the handshake. The session is registered (visible to
+    /// [`EngineIo::get`](crate::EngineIo::get)) once this returns.
     fn on_open(&self, socket: &Socket) {
         let _ = socket;
     }

@@ -84,6 +84,7 @@ mod polling;
 mod service;
 mod sid;
 mod socket;
+mod utf8;
 mod websocket;
 
 pub use body::ResponseBody;
@@ -94,7 +95,7 @@ pub use handler::{CloseReason, EngineHandler, Message, Transport};
 pub use service::{EngineIo, EngineIoLayer, EngineIoService, NotFound, ResponseFuture};
 pub use sid::Sid;
 pub use socket::{Handshake, PreparedMessage, SendError, Socket};
-pub use tokio_tungstenite::tungstenite::Utf8Bytes;
+pub use utf8::Utf8Bytes;
 
 // The code of the guides compiles as part of the test suite.
 #[cfg(doctest)]

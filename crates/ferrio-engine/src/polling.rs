@@ -1,14 +1,15 @@
 //! HTTP long-polling: a GET collects everything queued for the client, a POST delivers a
 //! payload of packets from it.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::utf8::Utf8Bytes;
 use bytes::{Buf, Bytes};
 use ferrio_protocol::engine::{self as wire, Packet};
 use http::{HeaderMap, Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::body::ResponseBody;
 use crate::engine::{BoxError, text_response};
@@ -40,7 +41,7 @@ pub(crate) async fn poll<RB>(
         session,
         answered: false,
     };
-    let payload = session
+    let (payload, last) = session
         .wait_for(|state| {
             let answer = payload_for(state)?;
             state.poll_pending = false;
@@ -49,19 +50,20 @@ pub(crate) async fn poll<RB>(
         .await;
     guard.answered = true;
 
-    if session.is_closed() {
+    if last {
         // The last packets of a closed session are collected; nothing more will come.
         session.engine.remove(session.sid);
     }
     Ok(text_response(payload))
 }
 
-/// The answer to a pending poll in this state, or `None` to keep waiting.
-fn payload_for(state: &mut State) -> Option<Bytes> {
+/// The answer to a pending poll in this state, and whether it is the session's last one;
+/// `None` to keep waiting.
+fn payload_for(state: &mut State) -> Option<(Bytes, bool)> {
     if state.closed.is_none() {
         if matches!(state.upgrade, Upgrade::Probing | Upgrade::Done) {
             // The client is moving to WebSocket: end this poll, keep the queue for it.
-            return Some(Bytes::from_static(b"6"));
+            return Some((Bytes::from_static(b"6"), false));
         }
         if state.queue.is_empty() {
             return None;
@@ -82,13 +84,22 @@ fn payload_for(state: &mut State) -> Option<Bytes> {
         Some(LastPacket::Noop) => Some(Frame::noop()),
         None => None,
     };
-    if let Some(Frame::Text(last)) = last {
+    if let Some(Frame::Text(last)) = &last {
         if !out.is_empty() {
             out.push(wire::SEPARATOR as char);
         }
         out.push_str(last.as_str());
     }
-    Some(Bytes::from(out))
+    shrink_after_burst(&mut state.queue);
+    Some((Bytes::from(out), last.is_some()))
+}
+
+/// Gives back the memory of a queue that a burst grew, so an idle session stays small.
+pub(crate) fn shrink_after_burst(queue: &mut VecDeque<Frame>) {
+    const KEEP: usize = 16;
+    if queue.is_empty() && queue.capacity() > 4 * KEEP {
+        *queue = VecDeque::new();
+    }
 }
 
 fn payload_len(state: &State) -> usize {
@@ -187,15 +198,14 @@ where
         return Err(EngineError::BadRequest);
     }
 
-    let packets = match wire::decode_payload(&body).collect::<Result<Vec<_>, _>>() {
-        Ok(packets) => packets,
-        Err(err) => {
-            tracing::debug!(sid = %session.sid, %err, "invalid polling payload");
-            session.close(CloseReason::ParseError, LastPacket::Close);
-            return Err(EngineError::BadRequest);
-        }
-    };
-    for packet in packets {
+    // All or nothing: the whole payload is validated before any packet is delivered. Two
+    // passes instead of a list of packets keep the memory of a post at the size of its body.
+    if let Some(Err(err)) = wire::decode_payload(&body).find(Result::is_err) {
+        tracing::debug!(sid = %session.sid, %err, "invalid polling payload");
+        session.close(CloseReason::ParseError, LastPacket::Close);
+        return Err(EngineError::BadRequest);
+    }
+    for packet in wire::decode_payload(&body).flatten() {
         if session.is_closed() {
             break;
         }
@@ -259,4 +269,25 @@ pub(crate) fn on_control_packet(
         Packet::Upgrade | Packet::Noop | Packet::Message(_) | Packet::Binary(_) => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_grown_by_a_burst_gives_its_memory_back_once_empty() {
+        let mut queue: VecDeque<Frame> = (0..1000).map(|_| Frame::ping()).collect();
+        shrink_after_burst(&mut queue);
+        assert_eq!(queue.len(), 1000, "a queue with packets is left alone");
+        queue.clear();
+        shrink_after_burst(&mut queue);
+        assert_eq!(queue.capacity(), 0);
+
+        let mut small: VecDeque<Frame> = (0..8).map(|_| Frame::ping()).collect();
+        small.clear();
+        let capacity = small.capacity();
+        shrink_after_burst(&mut small);
+        assert_eq!(small.capacity(), capacity, "small queues keep their room");
+    }
 }

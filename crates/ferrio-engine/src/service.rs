@@ -28,7 +28,10 @@ pub struct EngineIo(Arc<Engine>);
 impl EngineIo {
     /// The open session with this id.
     pub fn get(&self, sid: Sid) -> Option<Socket> {
-        self.0.get(sid).map(|s| s.socket())
+        self.0
+            .get(sid)
+            .filter(|s| !s.is_closed())
+            .map(|s| s.socket())
     }
 
     /// Every open session.

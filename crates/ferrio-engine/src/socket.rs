@@ -4,9 +4,10 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, Uri};
@@ -15,7 +16,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::engine::Engine;
-use crate::handler::{CloseReason, Message, Transport};
+use crate::handler::{CloseReason, EngineHandler, Message, Transport};
 use crate::sid::Sid;
 
 /// One packet waiting in a session's outbound queue.
@@ -185,6 +186,10 @@ pub(crate) struct State {
     pub(crate) post_pending: bool,
     /// When the pong for the last ping is due; `None` while no ping is unanswered.
     pub(crate) pong_deadline: Option<Instant>,
+    /// Handler callbacks of this session running right now.
+    dispatching: u32,
+    /// A close that happened while a callback ran, reported when the last one returns.
+    deferred_close: Option<CloseReason>,
 }
 
 pub(crate) struct Session {
@@ -218,6 +223,8 @@ impl Session {
                 poll_pending: false,
                 post_pending: false,
                 pong_deadline: None,
+                dispatching: 0,
+                deferred_close: None,
             }),
             changed: Notify::new(),
             heartbeat: Notify::new(),
@@ -262,20 +269,33 @@ impl Session {
         }
     }
 
+    /// Queues the `open` packet of a WebSocket session, ahead of everything else.
+    pub(crate) fn push_open(&self, packet: String) {
+        self.state()
+            .queue
+            .push_front(Frame::Text(Utf8Bytes::from(packet)));
+    }
+
     /// Closes the session once: marks it closed, wakes its writers and heartbeat, forgets it
-    /// (unless a polling client must still collect its last packets), and tells the handler.
+    /// (unless a polling client must still collect its last packets), and tells the handler,
+    /// at once or, if one of its callbacks for this session is running, when that returns.
     pub(crate) fn close(self: &Arc<Self>, reason: CloseReason, last: LastPacket) -> bool {
-        let linger = {
+        let (linger, deferred) = {
             let mut state = self.state();
             if state.closed.is_some() {
                 return false;
             }
             state.closed = Some(last);
+            let deferred = state.dispatching > 0;
+            if deferred {
+                state.deferred_close = Some(reason);
+            }
             // A server close of a polling session with no poll in flight is kept until the
             // next poll collects the buffered packets and the `close` packet.
-            reason == CloseReason::ForcedClose
+            let linger = reason == CloseReason::ForcedClose
                 && state.transport == Transport::Polling
-                && !state.poll_pending
+                && !state.poll_pending;
+            (linger, deferred)
         };
         if !linger {
             self.engine.remove(self.sid);
@@ -283,8 +303,51 @@ impl Session {
         self.changed.notify_waiters();
         self.heartbeat.notify_one();
         tracing::debug!(sid = %self.sid, %reason, "engine.io session closed");
-        self.engine.handler.on_close(&self.socket(), reason);
+        if !deferred {
+            self.notify_close(reason);
+        }
         true
+    }
+
+    fn notify_close(self: &Arc<Self>, reason: CloseReason) {
+        let handler = &self.engine.handler;
+        let socket = self.socket();
+        if panic::catch_unwind(AssertUnwindSafe(|| handler.on_close(&socket, reason))).is_err() {
+            tracing::error!(sid = %self.sid, "the engine handler panicked in on_close");
+        }
+    }
+
+    /// Runs a handler callback (`on_open`, `on_message`) for this session, unless it has
+    /// closed. A close that happens meanwhile, from inside the callback or from another task,
+    /// is reported only after the callback returns, so `on_close` is always the session's last
+    /// callback and never runs inside another. A callback that panics closes the session
+    /// ("transport error") instead of taking its connection task down.
+    pub(crate) fn dispatch(self: &Arc<Self>, callback: impl FnOnce(&dyn EngineHandler, &Socket)) {
+        {
+            let mut state = self.state();
+            if state.closed.is_some() {
+                return;
+            }
+            state.dispatching += 1;
+        }
+        let socket = self.socket();
+        let handler = &*self.engine.handler;
+        if panic::catch_unwind(AssertUnwindSafe(|| callback(handler, &socket))).is_err() {
+            tracing::error!(sid = %self.sid, "the engine handler panicked; closing the session");
+            self.close(CloseReason::TransportError, LastPacket::Close);
+        }
+        let deferred = {
+            let mut state = self.state();
+            state.dispatching -= 1;
+            if state.dispatching == 0 {
+                state.deferred_close.take()
+            } else {
+                None
+            }
+        };
+        if let Some(reason) = deferred {
+            self.notify_close(reason);
+        }
     }
 
     /// Closes the session if its pong is overdue, even if the heartbeat task has not woken
@@ -313,22 +376,24 @@ impl Session {
     pub(crate) async fn run_heartbeat(self: Arc<Self>) {
         let interval = self.engine.config.ping_interval;
         let timeout = self.engine.config.ping_timeout;
-        let mut next_ping = Instant::now() + interval;
+        let mut next_ping = later(Instant::now(), interval);
         loop {
             // Sleep until the next ping; a wake-up before then can only be a close.
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(next_ping) => break,
+                    // A close seen at the same moment as a timer wins.
+                    biased;
                     _ = self.heartbeat.notified() => {
                         if self.is_closed() {
                             return self.linger().await;
                         }
                     }
+                    _ = tokio::time::sleep_until(next_ping) => break,
                 }
             }
             // Deadlines count from when the ping was due, not from when this task woke, so
             // timer jitter never grants a client extra time.
-            let deadline = next_ping + timeout;
+            let deadline = later(next_ping, timeout);
             self.state().pong_deadline = Some(deadline);
             self.awaiting_pong.store(true, Ordering::Release);
             if self.push(Frame::ping(), false).is_err() {
@@ -336,10 +401,7 @@ impl Session {
             }
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => {
-                        self.close(CloseReason::PingTimeout, LastPacket::Close);
-                        return;
-                    }
+                    biased;
                     _ = self.heartbeat.notified() => {
                         if self.is_closed() {
                             return self.linger().await;
@@ -348,9 +410,16 @@ impl Session {
                             break;
                         }
                     }
+                    _ = tokio::time::sleep_until(deadline) => {
+                        if !self.close(CloseReason::PingTimeout, LastPacket::Close) {
+                            // Closed by someone else meanwhile, maybe left for a last poll.
+                            return self.linger().await;
+                        }
+                        return;
+                    }
                 }
             }
-            next_ping = Instant::now() + interval;
+            next_ping = later(Instant::now(), interval);
         }
     }
 
@@ -365,9 +434,7 @@ impl Session {
 
     /// Delivers a message to the handler, unless the session has closed meanwhile.
     pub(crate) fn deliver(self: &Arc<Self>, message: Message) {
-        if !self.is_closed() {
-            self.engine.handler.on_message(&self.socket(), message);
-        }
+        self.dispatch(|handler, socket| handler.on_message(socket, message));
     }
 }
 
@@ -377,6 +444,12 @@ impl fmt::Debug for Session {
             .field("sid", &self.sid)
             .finish_non_exhaustive()
     }
+}
+
+/// `base + duration`, saturating far in the future instead of overflowing on huge settings.
+pub(crate) fn later(base: Instant, duration: Duration) -> Instant {
+    base.checked_add(duration)
+        .unwrap_or_else(|| base + Duration::from_secs(60 * 60 * 24 * 365 * 30))
 }
 
 /// A cheap, cloneable handle to one Engine.IO session.

@@ -20,8 +20,8 @@ use crate::body::ResponseBody;
 use crate::engine::{Engine, handshake_info};
 use crate::error::EngineError;
 use crate::handler::{CloseReason, Message, Transport};
-use crate::polling::on_control_packet;
-use crate::socket::{Frame, LastPacket, Session, Upgrade};
+use crate::polling::{on_control_packet, shrink_after_burst};
+use crate::socket::{Frame, LastPacket, Session, Upgrade, later};
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
@@ -37,11 +37,16 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
     })
 }
 
+/// Whether the request asks for a WebSocket (`Upgrade: websocket`), valid or not.
+pub(crate) fn asks_for_websocket(headers: &HeaderMap) -> bool {
+    header_has_token(headers, header::UPGRADE, "websocket")
+}
+
 /// Whether the request is a valid WebSocket handshake (RFC 6455 over HTTP/1.1).
 pub(crate) fn is_upgrade_request(parts: &http::request::Parts) -> bool {
     parts.method == Method::GET
         && header_has_token(&parts.headers, header::CONNECTION, "upgrade")
-        && header_has_token(&parts.headers, header::UPGRADE, "websocket")
+        && asks_for_websocket(&parts.headers)
         && parts
             .headers
             .get(header::SEC_WEBSOCKET_VERSION)
@@ -117,12 +122,6 @@ pub(crate) fn handshake<RB>(
             return;
         };
         let session = engine.open_session(handshake, Transport::WebSocket);
-        let open = engine.open_packet(session.sid, Transport::WebSocket);
-        session
-            .state()
-            .queue
-            .push_back(Frame::Text(Utf8Bytes::from(open)));
-        engine.handler.on_open(&session.socket());
         run(&session, ws).await;
     });
     Ok(res)
@@ -175,6 +174,8 @@ pub(crate) fn upgrade<RB>(
 /// What the probing WebSocket received next.
 enum ProbeStep {
     Text(Utf8Bytes),
+    /// A message over `max_payload`: the WebSocket closes with 1009 as on any transport.
+    TooLarge,
     Other,
     TimedOut,
     SessionClosed,
@@ -193,6 +194,7 @@ async fn next_probe_step(session: &Session, ws: &mut Ws, deadline: Instant) -> P
                 Some(Ok(tungstenite::Message::Text(text))) => ProbeStep::Text(text),
                 // Control frames are answered by tungstenite itself.
                 Some(Ok(tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_))) => continue,
+                Some(Err(tungstenite::Error::Capacity(_))) => ProbeStep::TooLarge,
                 _ => ProbeStep::Other,
             },
             _ = tokio::time::sleep_until(deadline) => return ProbeStep::TimedOut,
@@ -205,28 +207,30 @@ async fn next_probe_step(session: &Session, ws: &mut Ws, deadline: Instant) -> P
 /// client's `upgrade` moves the session to this WebSocket. Anything else, or no `upgrade`
 /// within `upgrade_timeout`, closes this WebSocket and leaves the session on polling.
 async fn probe(session: &Arc<Session>, mut ws: Ws) {
-    let deadline = Instant::now() + session.engine.config.upgrade_timeout;
+    let deadline = later(Instant::now(), session.engine.config.upgrade_timeout);
 
-    let probed = match next_probe_step(session, &mut ws, deadline).await {
-        ProbeStep::Text(text) if text.as_str() == "2probe" => {
-            write(&mut ws, tungstenite::Message::text("3probe")).await
-        }
-        _ => false,
-    };
-    if probed {
+    let mut step = next_probe_step(session, &mut ws, deadline).await;
+    if matches!(&step, ProbeStep::Text(text) if text.as_str() == "2probe")
+        && write(&mut ws, tungstenite::Message::text("3probe")).await
+    {
         session.state().upgrade = Upgrade::Probing;
         session.changed.notify_waiters();
-        if let ProbeStep::Text(text) = next_probe_step(session, &mut ws, deadline).await {
-            if text.as_str() == "5" && switch_to_websocket(session) {
-                tracing::debug!(sid = %session.sid, "engine.io session upgraded");
-                return run(session, ws).await;
-            }
+        step = next_probe_step(session, &mut ws, deadline).await;
+        if matches!(&step, ProbeStep::Text(text) if text.as_str() == "5")
+            && switch_to_websocket(session)
+        {
+            tracing::debug!(sid = %session.sid, "engine.io session upgraded");
+            return run(session, ws).await;
         }
     }
     // The upgrade failed: the session stays on polling.
     session.state().upgrade = Upgrade::Idle;
     session.changed.notify_waiters();
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+    let frame = matches!(step, ProbeStep::TooLarge).then(|| CloseFrame {
+        code: CloseCode::Size,
+        reason: Utf8Bytes::default(),
+    });
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(frame)).await;
 }
 
 /// Completes an upgrade; `false` if the session closed meanwhile.
@@ -260,7 +264,8 @@ fn to_ws_message(frame: Frame) -> tungstenite::Message {
 /// Writes a batch of frames and flushes once. A client that does not read for the whole
 /// heartbeat period is considered gone.
 async fn write_batch(session: &Session, ws: &mut Ws, batch: &mut VecDeque<Frame>) -> bool {
-    let limit = session.engine.config.ping_interval + session.engine.config.ping_timeout;
+    let config = &session.engine.config;
+    let limit = config.ping_interval.saturating_add(config.ping_timeout);
     let written = tokio::time::timeout(limit, async {
         for frame in batch.drain(..) {
             ws.feed(to_ws_message(frame)).await?;
@@ -285,10 +290,12 @@ async fn run(session: &Arc<Session>, mut ws: Ws) {
             std::mem::swap(&mut state.queue, &mut batch);
             state.closed.is_some()
         };
-        if !batch.is_empty() && !write_batch(session, &mut ws, &mut batch).await {
-            batch.clear();
-            session.close(CloseReason::TransportError, LastPacket::Close);
-            break;
+        if !batch.is_empty() {
+            if !write_batch(session, &mut ws, &mut batch).await {
+                session.close(CloseReason::TransportError, LastPacket::Close);
+                break;
+            }
+            shrink_after_burst(&mut batch);
         }
         if closed {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
@@ -297,10 +304,17 @@ async fn run(session: &Arc<Session>, mut ws: Ws) {
 
         tokio::select! {
             msg = ws.next() => if let Err((reason, code)) = on_ws_message(session, msg) {
-                if let Some(code) = code {
-                    let frame = CloseFrame { code, reason: Utf8Bytes::default() };
-                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
-                }
+                let ending = async {
+                    match code {
+                        Some(code) => {
+                            let frame = CloseFrame { code, reason: Utf8Bytes::default() };
+                            ws.close(Some(frame)).await
+                        }
+                        // Sends the answer tungstenite queued to the client's close frame.
+                        None => ws.flush().await,
+                    }
+                };
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, ending).await;
                 session.close(reason, LastPacket::Close);
                 break;
             },
@@ -321,7 +335,7 @@ fn on_ws_message(
                 Ok(Packet::Message(_)) => {
                     // Drop the type digit without copying the text.
                     let data = Bytes::from(text).slice(1..);
-                    if let Ok(text) = Utf8Bytes::try_from(data) {
+                    if let Ok(text) = crate::Utf8Bytes::try_from(data) {
                         session.deliver(Message::Text(text));
                     }
                 }

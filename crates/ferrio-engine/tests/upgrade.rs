@@ -279,3 +279,25 @@ async fn upgrades_disabled_refuse_websocket_with_sid() {
         Transport::Polling
     );
 }
+
+#[tokio::test]
+async fn an_oversized_message_on_the_probing_websocket_closes_it_with_1009() {
+    let app = echo_app(EngineIoConfig::default().max_payload(1024));
+    let addr = serve(app.router).await;
+    let sid = http_handshake(addr).await;
+
+    let mut ws = ws_connect(addr, &format!("EIO=4&transport=websocket&sid={sid}"))
+        .await
+        .expect("websocket");
+    ws.send(WsMessage::text(format!("4{}", "x".repeat(2048))))
+        .await
+        .unwrap();
+    assert_eq!(ws_close_code(&mut ws).await, Some(1009));
+
+    // The session itself goes on over polling.
+    assert_polling_echo(addr, sid, "still polling").await;
+    assert_eq!(
+        app.engine.get(sid).expect("session").transport(),
+        Transport::Polling
+    );
+}

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use ferrio_engine::{CloseReason, EngineIoConfig, Message, Sid, Transport};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -226,6 +226,14 @@ async fn client_close_frame_closes_the_session() {
     ws.close(None).await.unwrap();
     assert_eq!(events.close_of(sid).await, CloseReason::TransportClose);
     assert!(app.engine.get(sid).is_none());
+    // The closing handshake completes: the server answers with a close frame of its own.
+    let answer = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("the server answers the close");
+    assert!(
+        matches!(answer, Some(Ok(WsMessage::Close(_)))),
+        "expected a close frame, got {answer:?}"
+    );
 }
 
 #[tokio::test]
