@@ -290,10 +290,14 @@ impl Session {
             if deferred {
                 state.deferred_close = Some(reason);
             }
-            // A server close of a polling session with no poll in flight is kept until the
-            // next poll collects the buffered packets and the `close` packet.
-            let linger = reason == CloseReason::ForcedClose
-                && state.transport == Transport::Polling
+            // A polling session closed by the server, or by the client's `close` packet, with
+            // no poll in flight is kept (for `ping_timeout` at most) until the next poll
+            // collects the buffered packets and the last packet: a client's poll and its
+            // `close` post may reach the server in either order.
+            let linger = matches!(
+                reason,
+                CloseReason::ForcedClose | CloseReason::TransportClose
+            ) && state.transport == Transport::Polling
                 && !state.poll_pending;
             (linger, deferred)
         };

@@ -481,6 +481,27 @@ async fn a_client_close_answers_the_pending_get_with_noop() {
     get(&t.router, &poll_uri(sid)).await.assert_error(1);
 }
 
+/// A client's poll and its `close` post travel on separate connections and may arrive in
+/// either order; a poll that arrives just after the close still ends cleanly with `6`.
+#[tokio::test(start_paused = true)]
+async fn a_poll_arriving_just_after_the_client_close_gets_noop_then_the_session_is_gone() {
+    let mut t = app(EngineIoConfig::default().ping_timeout(Duration::from_millis(200)));
+    let sid = handshake(&t.router).await;
+
+    assert_eq!(post(&t.router, &poll_uri(sid), "1").await.body, "ok");
+    assert_eq!(t.events.close_of(sid).await, CloseReason::TransportClose);
+    assert!(t.engine.get(sid).is_none(), "closed sessions are not listed");
+
+    assert_eq!(get(&t.router, &poll_uri(sid)).await.body, "6");
+    get(&t.router, &poll_uri(sid)).await.assert_error(1);
+
+    // Without that poll, the closed session is forgotten after ping_timeout.
+    let other = handshake(&t.router).await;
+    assert_eq!(post(&t.router, &poll_uri(other), "1").await.body, "ok");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    get(&t.router, &poll_uri(other)).await.assert_error(1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Server close
 
