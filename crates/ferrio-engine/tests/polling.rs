@@ -490,7 +490,10 @@ async fn a_poll_arriving_just_after_the_client_close_gets_noop_then_the_session_
 
     assert_eq!(post(&t.router, &poll_uri(sid), "1").await.body, "ok");
     assert_eq!(t.events.close_of(sid).await, CloseReason::TransportClose);
-    assert!(t.engine.get(sid).is_none(), "closed sessions are not listed");
+    assert!(
+        t.engine.get(sid).is_none(),
+        "closed sessions are not listed"
+    );
 
     assert_eq!(get(&t.router, &poll_uri(sid)).await.body, "6");
     get(&t.router, &poll_uri(sid)).await.assert_error(1);
