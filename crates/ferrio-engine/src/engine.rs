@@ -3,9 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -16,8 +14,9 @@ use crate::config::EngineIoConfig;
 use crate::cors::Cors;
 use crate::error::EngineError;
 use crate::handler::{EngineHandler, Transport};
+use crate::handshake::{Handshake, handshake_info};
 use crate::sid::Sid;
-use crate::socket::{Handshake, Session, Socket};
+use crate::socket::{Session, Socket};
 use crate::{polling, websocket};
 
 /// Boxed error of a request body.
@@ -242,36 +241,6 @@ impl Engine {
             }
             Transport::WebSocket => websocket::handshake(&self, &mut parts),
         }
-    }
-}
-
-pub(crate) fn handshake_info(parts: &http::request::Parts) -> Handshake {
-    let remote_addr = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|info| info.0)
-        .or_else(|| parts.extensions.get::<SocketAddr>().copied());
-    // hyper parses headers and URI without copying them, as slices of its connection's read
-    // buffer (8 KiB or more). Cloning them would keep that whole buffer alive for as long as
-    // the session lives; copying the few bytes they hold keeps a session small.
-    let headers = parts
-        .headers
-        .iter()
-        .filter_map(|(name, value)| {
-            let value = HeaderValue::from_bytes(value.as_bytes()).ok()?;
-            Some((name.clone(), value))
-        })
-        .collect();
-    let uri = parts
-        .uri
-        .to_string()
-        .parse()
-        .unwrap_or_else(|_| parts.uri.clone());
-    Handshake {
-        headers,
-        uri,
-        remote_addr,
-        issued: SystemTime::now(),
     }
 }
 

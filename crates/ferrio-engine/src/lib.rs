@@ -80,6 +80,9 @@ mod cors;
 mod engine;
 mod error;
 mod handler;
+mod handshake;
+mod heartbeat;
+mod message;
 mod polling;
 mod service;
 mod sid;
@@ -92,9 +95,11 @@ pub use config::EngineIoConfig;
 pub use cors::Cors;
 pub use error::EngineError;
 pub use handler::{CloseReason, EngineHandler, Message, Transport};
+pub use handshake::Handshake;
+pub use message::{PreparedMessage, SendError};
 pub use service::{EngineIo, EngineIoLayer, EngineIoService, NotFound, ResponseFuture};
 pub use sid::Sid;
-pub use socket::{Handshake, PreparedMessage, SendError, Socket};
+pub use socket::Socket;
 pub use utf8::Utf8Bytes;
 
 // The code of the guides compiles as part of the test suite.

@@ -15,7 +15,8 @@ use crate::body::ResponseBody;
 use crate::engine::{BoxError, text_response};
 use crate::error::EngineError;
 use crate::handler::{CloseReason, Message, Transport};
-use crate::socket::{Frame, LastPacket, Session, State, Upgrade};
+use crate::message::Frame;
+use crate::socket::{LastPacket, Session, State, Upgrade};
 
 /// Serves a poll: answers at once with whatever is queued, or waits for something to send.
 pub(crate) async fn poll<RB>(

@@ -1,158 +1,21 @@
-//! One Engine.IO session: its state, its outbound queue, its heartbeat, and the cheap
-//! [`Socket`] handle the layer above uses to reach it.
+//! One Engine.IO session: its state and outbound queue, its closing, the dispatch of handler
+//! callbacks, and the cheap [`Socket`] handle the layer above uses to reach it.
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use http::{HeaderMap, Uri};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::engine::Engine;
 use crate::handler::{CloseReason, EngineHandler, Message, Transport};
+use crate::handshake::Handshake;
+use crate::message::{Frame, PreparedMessage, SendError};
 use crate::sid::Sid;
-
-/// One packet waiting in a session's outbound queue.
-///
-/// Text frames hold the complete Engine.IO packet (type digit included), so the same buffer
-/// becomes a WebSocket frame or a piece of a polling payload without being copied again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Frame {
-    Text(Utf8Bytes),
-    Binary(Bytes),
-}
-
-impl Frame {
-    pub(crate) fn ping() -> Self {
-        Self::Text(Utf8Bytes::from_static("2"))
-    }
-    pub(crate) fn close() -> Self {
-        Self::Text(Utf8Bytes::from_static("1"))
-    }
-    pub(crate) fn noop() -> Self {
-        Self::Text(Utf8Bytes::from_static("6"))
-    }
-}
-
-/// A message encoded once, to be sent to any number of sockets without copying it again.
-///
-/// ```
-/// use ferrio_engine::{PreparedMessage, Socket};
-///
-/// fn broadcast(sockets: &[Socket], text: &str) {
-///     let message = PreparedMessage::text(text); // encoded here, once
-///     for socket in sockets {
-///         let _ = socket.send_prepared(&message); // a reference count per recipient
-///     }
-/// }
-///
-/// // An encoder that writes the `4` packet type itself hands its buffer over as is.
-/// assert!(PreparedMessage::from_message_packet("4hello".to_owned()).is_some());
-/// assert!(PreparedMessage::from_message_packet("hello".to_owned()).is_none());
-/// # broadcast(&[], "hi");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PreparedMessage(pub(crate) Frame);
-
-impl PreparedMessage {
-    /// A text message (the `4` packet type is added here, once).
-    pub fn text(text: &str) -> Self {
-        let mut packet = String::with_capacity(text.len() + 1);
-        packet.push('4');
-        packet.push_str(text);
-        Self(Frame::Text(Utf8Bytes::from(packet)))
-    }
-
-    /// A text message from a string that already starts with the `4` packet type, as an
-    /// encoder that writes the prefix itself produces; `None` if it does not.
-    pub fn from_message_packet(packet: String) -> Option<Self> {
-        packet
-            .starts_with('4')
-            .then(|| Self(Frame::Text(Utf8Bytes::from(packet))))
-    }
-
-    /// A binary message.
-    pub fn binary(data: impl Into<Bytes>) -> Self {
-        Self(Frame::Binary(data.into()))
-    }
-}
-
-impl From<Message> for PreparedMessage {
-    fn from(message: Message) -> Self {
-        match message {
-            Message::Text(text) => Self::text(text.as_str()),
-            Message::Binary(data) => Self::binary(data),
-        }
-    }
-}
-
-/// A send that failed; the message is handed back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendError<T> {
-    /// The session already buffers `max_buffered_packets` messages the client has not read.
-    Full(T),
-    /// The session has closed.
-    Closed(T),
-}
-
-impl<T> SendError<T> {
-    /// The message that was not sent.
-    pub fn into_inner(self) -> T {
-        match self {
-            Self::Full(t) | Self::Closed(t) => t,
-        }
-    }
-}
-
-impl<T> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Full(_) => f.write_str("the session's outbound buffer is full"),
-            Self::Closed(_) => f.write_str("the session is closed"),
-        }
-    }
-}
-
-impl<T: fmt::Debug> std::error::Error for SendError<T> {}
-
-/// What the request that opened a session carried.
-#[derive(Debug, Clone)]
-pub struct Handshake {
-    pub(crate) headers: HeaderMap,
-    pub(crate) uri: Uri,
-    pub(crate) remote_addr: Option<SocketAddr>,
-    pub(crate) issued: SystemTime,
-}
-
-impl Handshake {
-    /// The request headers.
-    pub fn headers(&self) -> &HeaderMap {
-        &self.headers
-    }
-    /// The request URI (path and query).
-    pub fn uri(&self) -> &Uri {
-        &self.uri
-    }
-    /// The raw query string, without the `?`.
-    pub fn query(&self) -> Option<&str> {
-        self.uri.query()
-    }
-    /// The peer's address, when the server recorded it (axum's `ConnectInfo<SocketAddr>`).
-    pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.remote_addr
-    }
-    /// When the handshake was received.
-    pub fn issued_at(&self) -> SystemTime {
-        self.issued
-    }
-}
 
 /// Progress of an upgrade from polling to WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,8 +64,8 @@ pub(crate) struct Session {
     /// the queue, the upgrade state or the closed flag changes.
     pub(crate) changed: Notify,
     /// Wakes the heartbeat on a pong or a close.
-    heartbeat: Notify,
-    awaiting_pong: AtomicBool,
+    pub(crate) heartbeat: Notify,
+    pub(crate) awaiting_pong: AtomicBool,
 }
 
 impl Session {
@@ -242,7 +105,7 @@ impl Session {
         Socket(self.clone())
     }
 
-    fn push(&self, frame: Frame, bounded: bool) -> Result<(), SendError<Frame>> {
+    pub(crate) fn push(&self, frame: Frame, bounded: bool) -> Result<(), SendError<Frame>> {
         let mut state = self.state();
         if state.closed.is_some() {
             return Err(SendError::Closed(frame));
@@ -375,67 +238,6 @@ impl Session {
         }
     }
 
-    /// Pings every `ping_interval` (from the handshake, then from each pong) and closes the
-    /// session when a pong does not come within `ping_timeout`.
-    pub(crate) async fn run_heartbeat(self: Arc<Self>) {
-        let interval = self.engine.config.ping_interval;
-        let timeout = self.engine.config.ping_timeout;
-        let mut next_ping = later(Instant::now(), interval);
-        loop {
-            // Sleep until the next ping; a wake-up before then can only be a close.
-            loop {
-                tokio::select! {
-                    // A close seen at the same moment as a timer wins.
-                    biased;
-                    _ = self.heartbeat.notified() => {
-                        if self.is_closed() {
-                            return self.linger().await;
-                        }
-                    }
-                    _ = tokio::time::sleep_until(next_ping) => break,
-                }
-            }
-            // Deadlines count from when the ping was due, not from when this task woke, so
-            // timer jitter never grants a client extra time.
-            let deadline = later(next_ping, timeout);
-            self.state().pong_deadline = Some(deadline);
-            self.awaiting_pong.store(true, Ordering::Release);
-            if self.push(Frame::ping(), false).is_err() {
-                return self.linger().await;
-            }
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = self.heartbeat.notified() => {
-                        if self.is_closed() {
-                            return self.linger().await;
-                        }
-                        if !self.awaiting_pong.load(Ordering::Acquire) {
-                            break;
-                        }
-                    }
-                    _ = tokio::time::sleep_until(deadline) => {
-                        if !self.close(CloseReason::PingTimeout, LastPacket::Close) {
-                            // Closed by someone else meanwhile, maybe left for a last poll.
-                            return self.linger().await;
-                        }
-                        return;
-                    }
-                }
-            }
-            next_ping = later(Instant::now(), interval);
-        }
-    }
-
-    /// After a close that left the session in the table for a last poll, forgets it if no
-    /// poll came within `ping_timeout`.
-    async fn linger(&self) {
-        if self.engine.contains(self.sid) {
-            tokio::time::sleep(self.engine.config.ping_timeout).await;
-            self.engine.remove(self.sid);
-        }
-    }
-
     /// Delivers a message to the handler, unless the session has closed meanwhile.
     pub(crate) fn deliver(self: &Arc<Self>, message: Message) {
         self.dispatch(|handler, socket| handler.on_message(socket, message));
@@ -448,12 +250,6 @@ impl fmt::Debug for Session {
             .field("sid", &self.sid)
             .finish_non_exhaustive()
     }
-}
-
-/// `base + duration`, saturating far in the future instead of overflowing on huge settings.
-pub(crate) fn later(base: Instant, duration: Duration) -> Instant {
-    base.checked_add(duration)
-        .unwrap_or_else(|| base + Duration::from_secs(60 * 60 * 24 * 365 * 30))
 }
 
 /// A cheap, cloneable handle to one Engine.IO session.
@@ -530,3 +326,9 @@ impl PartialEq for Socket {
 }
 
 impl Eq for Socket {}
+
+impl std::hash::Hash for Socket {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.sid.hash(state);
+    }
+}

@@ -17,11 +17,14 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
 
 use crate::body::ResponseBody;
-use crate::engine::{Engine, handshake_info};
+use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::handler::{CloseReason, Message, Transport};
+use crate::handshake::handshake_info;
+use crate::heartbeat::later;
+use crate::message::Frame;
 use crate::polling::{on_control_packet, shrink_after_burst};
-use crate::socket::{Frame, LastPacket, Session, Upgrade, later};
+use crate::socket::{LastPacket, Session, Upgrade};
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 

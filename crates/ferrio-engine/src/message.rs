@@ -1,0 +1,112 @@
+//! Outbound messages: what waits in a session's queue, messages prepared once for many
+//! sockets, and the error of a send that could not be queued.
+
+use std::fmt;
+
+use bytes::Bytes;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::handler::Message;
+
+/// One packet waiting in a session's outbound queue.
+///
+/// Text frames hold the complete Engine.IO packet (type digit included), so the same buffer
+/// becomes a WebSocket frame or a piece of a polling payload without being copied again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Frame {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+}
+
+impl Frame {
+    pub(crate) fn ping() -> Self {
+        Self::Text(Utf8Bytes::from_static("2"))
+    }
+    pub(crate) fn close() -> Self {
+        Self::Text(Utf8Bytes::from_static("1"))
+    }
+    pub(crate) fn noop() -> Self {
+        Self::Text(Utf8Bytes::from_static("6"))
+    }
+}
+
+/// A message encoded once, to be sent to any number of sockets without copying it again.
+///
+/// ```
+/// use ferrio_engine::{PreparedMessage, Socket};
+///
+/// fn broadcast(sockets: &[Socket], text: &str) {
+///     let message = PreparedMessage::text(text); // encoded here, once
+///     for socket in sockets {
+///         let _ = socket.send_prepared(&message); // a reference count per recipient
+///     }
+/// }
+///
+/// // An encoder that writes the `4` packet type itself hands its buffer over as is.
+/// assert!(PreparedMessage::from_message_packet("4hello".to_owned()).is_some());
+/// assert!(PreparedMessage::from_message_packet("hello".to_owned()).is_none());
+/// # broadcast(&[], "hi");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedMessage(pub(crate) Frame);
+
+impl PreparedMessage {
+    /// A text message (the `4` packet type is added here, once).
+    pub fn text(text: &str) -> Self {
+        let mut packet = String::with_capacity(text.len() + 1);
+        packet.push('4');
+        packet.push_str(text);
+        Self(Frame::Text(Utf8Bytes::from(packet)))
+    }
+
+    /// A text message from a string that already starts with the `4` packet type, as an
+    /// encoder that writes the prefix itself produces; `None` if it does not.
+    pub fn from_message_packet(packet: String) -> Option<Self> {
+        packet
+            .starts_with('4')
+            .then(|| Self(Frame::Text(Utf8Bytes::from(packet))))
+    }
+
+    /// A binary message.
+    pub fn binary(data: impl Into<Bytes>) -> Self {
+        Self(Frame::Binary(data.into()))
+    }
+}
+
+impl From<Message> for PreparedMessage {
+    fn from(message: Message) -> Self {
+        match message {
+            Message::Text(text) => Self::text(text.as_str()),
+            Message::Binary(data) => Self::binary(data),
+        }
+    }
+}
+
+/// A send that failed; the message is handed back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError<T> {
+    /// The session already buffers `max_buffered_packets` messages the client has not read.
+    Full(T),
+    /// The session has closed.
+    Closed(T),
+}
+
+impl<T> SendError<T> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Full(t) | Self::Closed(t) => t,
+        }
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("the session's outbound buffer is full"),
+            Self::Closed(_) => f.write_str("the session is closed"),
+        }
+    }
+}
+
+impl<T: fmt::Debug> std::error::Error for SendError<T> {}
