@@ -105,10 +105,9 @@ impl Engine {
             .count()
     }
 
-    /// Creates a session, announces it to the handler, then registers it and starts its
-    /// heartbeat. A WebSocket session's `open` packet is queued before anything the handler
-    /// sends. Registering only after `on_open` means nothing can close the session before the
-    /// handler has heard of it.
+    /// Creates and registers a session, starts its heartbeat, then announces it to the
+    /// handler. A WebSocket session's `open` packet is queued before anything the handler
+    /// sends; a close that happens before or during `on_open` is reported after it.
     pub(crate) fn open_session(
         self: &Arc<Self>,
         handshake: Handshake,
@@ -119,12 +118,10 @@ impl Engine {
             let open = self.open_packet(session.sid, transport);
             session.push_open(open);
         }
-        session.dispatch(|handler, socket| handler.on_open(socket));
-        if !session.is_closed() {
-            self.sessions_write().insert(session.sid, session.clone());
-            tokio::spawn(session.clone().run_heartbeat());
-            tracing::debug!(sid = %session.sid, %transport, "engine.io session opened");
-        }
+        self.sessions_write().insert(session.sid, session.clone());
+        tokio::spawn(session.clone().run_heartbeat());
+        tracing::debug!(sid = %session.sid, %transport, "engine.io session opened");
+        session.open();
         session
     }
 

@@ -15,14 +15,16 @@ use crate::socket::Socket;
 /// callback itself, another task or the heartbeat) is reported as soon as the callback returns.
 ///
 /// Messages are delivered on the task that reads the client's transport, so the methods must
-/// return quickly: spawn a task for slow work. `on_close` runs on whichever task closed the
-/// session. No internal lock is held during a call, so a method may freely send to or close
+/// return quickly: spawn a task for slow work. `on_close` runs on the task that closed the
+/// session or, when a callback was running then, on that callback's task once it returns. No
+/// internal lock is held during a call, so a method may freely send to or close
 /// any socket. A method that panics closes its session ("transport error"); other sessions and
 /// the server are unaffected.
 pub trait EngineHandler: Send + Sync + 'static {
     /// A session has opened (its handshake is on its way to the client). Messages sent here
-    /// reach the client right after the handshake. The session is registered (visible to
-    /// [`EngineIo::get`](crate::EngineIo::get)) once this returns.
+    /// reach the client right after the handshake. The session is already registered, so
+    /// other tasks may reach it (and even close it) while this runs; a close is reported to
+    /// `on_close` only after this returns.
     fn on_open(&self, socket: &Socket) {
         let _ = socket;
     }

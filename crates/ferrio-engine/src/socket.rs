@@ -86,7 +86,9 @@ impl Session {
                 poll_pending: false,
                 post_pending: false,
                 pong_deadline: None,
-                dispatching: 0,
+                // `on_open` counts as running from the start: a close before or during it
+                // is reported after it.
+                dispatching: 1,
                 deferred_close: None,
             }),
             changed: Notify::new(),
@@ -197,6 +199,15 @@ impl Session {
             }
             state.dispatching += 1;
         }
+        self.run_callback(callback);
+    }
+
+    /// Runs `on_open`; the dispatch count was set for it when the session was created.
+    pub(crate) fn open(self: &Arc<Self>) {
+        self.run_callback(|handler, socket| handler.on_open(socket));
+    }
+
+    fn run_callback(self: &Arc<Self>, callback: impl FnOnce(&dyn EngineHandler, &Socket)) {
         let socket = self.socket();
         let handler = &*self.engine.handler;
         if panic::catch_unwind(AssertUnwindSafe(|| callback(handler, &socket))).is_err() {
@@ -326,9 +337,3 @@ impl PartialEq for Socket {
 }
 
 impl Eq for Socket {}
-
-impl std::hash::Hash for Socket {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.sid.hash(state);
-    }
-}

@@ -141,14 +141,15 @@ pub(crate) fn upgrade<RB>(
     }
     {
         let mut state = session.state();
+        if state.closed.is_some() {
+            // Kept only for a last poll: as unknown as a session that never was.
+            return Err(EngineError::SessionIdUnknown);
+        }
         let (on_upgrade, res) = accept(parts)?;
         // One WebSocket per session: a second one, or one for a session already on
         // WebSocket, is opened and closed at once (as the reference server does, so clients
         // see a close rather than a failed handshake), and the session goes on.
-        if state.transport != Transport::Polling
-            || state.upgrade != Upgrade::Idle
-            || state.closed.is_some()
-        {
+        if state.transport != Transport::Polling || state.upgrade != Upgrade::Idle {
             drop(state);
             let engine = engine.clone();
             tokio::spawn(async move {

@@ -147,7 +147,7 @@ async fn a_panicking_handler_does_not_kill_a_websocket_connection_task_silently(
 }
 
 #[tokio::test]
-async fn a_close_inside_on_open_comes_after_it_and_registers_nothing() {
+async fn a_close_inside_on_open_comes_after_it_and_the_client_still_gets_the_close() {
     let (router, engine, handler) = strict_app(Strict {
         close_on_open: true,
         ..Strict::default()
@@ -155,6 +155,7 @@ async fn a_close_inside_on_open_comes_after_it_and_registers_nothing() {
     let reply = get(&router, "/engine.io/?EIO=4&transport=polling").await;
     let sid = reply.sid();
     assert!(engine.is_empty());
+    assert_eq!(get(&router, &poll_uri(sid)).await.body, "1");
     get(&router, &poll_uri(sid)).await.assert_error(1);
     let log = handler.log.lock().unwrap().clone();
     assert_eq!(log, ["open", "close forced close"]);
@@ -234,4 +235,70 @@ async fn only_refused_websocket_handshakes_close_their_connection() {
     .await;
     refused.assert_error(0);
     assert_eq!(refused.headers.get("connection").unwrap(), "close");
+}
+
+/// Sends a farewell and closes from inside `on_open`.
+struct ByeOnOpen;
+
+impl EngineHandler for ByeOnOpen {
+    fn on_open(&self, socket: &Socket) {
+        socket.send("bye").unwrap();
+        socket.close();
+    }
+    fn on_message(&self, _: &Socket, _: Message) {}
+}
+
+#[tokio::test]
+async fn what_on_open_sends_before_closing_reaches_the_polling_client_with_the_close() {
+    let layer = EngineIoLayer::new(EngineIoConfig::default(), ByeOnOpen);
+    let router = axum::Router::new().layer(layer);
+    let sid = handshake(&router).await;
+    assert_eq!(get(&router, &poll_uri(sid)).await.body, "4bye\x1e1");
+    get(&router, &poll_uri(sid)).await.assert_error(1);
+}
+
+#[tokio::test]
+async fn a_closed_session_kept_for_its_last_poll_cannot_be_upgraded() {
+    let layer = EngineIoLayer::new(EngineIoConfig::default(), ByeOnOpen);
+    let addr = serve(axum::Router::new().layer(layer)).await;
+    let sid = http_handshake(addr).await;
+    assert_eq!(
+        ws_connect(addr, &format!("EIO=4&transport=websocket&sid={sid}"))
+            .await
+            .err(),
+        Some(http::StatusCode::BAD_REQUEST)
+    );
+    // The last poll still gets what was left for it.
+    let reply = http(addr, "GET", &poll_uri(sid), "").await;
+    assert_eq!(reply.body, "4bye\x1e1");
+}
+
+/// An `on_open` slow enough for a shutdown to start while it runs.
+struct SlowOpen(Arc<std::sync::atomic::AtomicUsize>);
+
+impl EngineHandler for SlowOpen {
+    fn on_open(&self, _: &Socket) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    fn on_message(&self, _: &Socket, _: Message) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_all_reaches_a_session_whose_on_open_is_still_running() {
+    let entered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let layer = EngineIoLayer::new(EngineIoConfig::default(), SlowOpen(entered.clone()));
+    let engine = layer.engine();
+    let router = axum::Router::new().layer(layer);
+    let opening = {
+        let router = router.clone();
+        tokio::spawn(async move { handshake(&router).await })
+    };
+    while entered.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    engine.close_all();
+    let sid = opening.await.unwrap();
+    assert!(engine.get(sid).is_none(), "the session survived close_all");
+    assert_eq!(get(&router, &poll_uri(sid)).await.body, "1");
 }
