@@ -121,6 +121,27 @@ impl Session {
         Ok(())
     }
 
+    /// Queues several frames back to back, with nothing from another sender between them;
+    /// all of them or none.
+    fn push_all(&self, frames: &[PreparedMessage]) -> Result<(), SendError<()>> {
+        let mut state = self.state();
+        if state.closed.is_some() {
+            return Err(SendError::Closed(()));
+        }
+        let room = self
+            .engine
+            .config
+            .max_buffered_packets
+            .saturating_sub(state.queue.len());
+        if frames.len() > room {
+            return Err(SendError::Full(()));
+        }
+        state.queue.extend(frames.iter().map(|m| m.0.clone()));
+        drop(state);
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
     /// Waits until `check` returns `Some`, re-checking after every state change.
     pub(crate) async fn wait_for<T>(&self, mut check: impl FnMut(&mut State) -> Option<T>) -> T {
         loop {
@@ -315,6 +336,14 @@ impl Socket {
             SendError::Full(_) => SendError::Full(()),
             SendError::Closed(_) => SendError::Closed(()),
         })
+    }
+
+    /// Queues several messages as one unit: they reach the client back to back, in order,
+    /// with no message from another sender between them, or (when the session is closed or
+    /// lacks room for all of them) none is queued. A Socket.IO packet with binary attachments
+    /// is such a unit.
+    pub fn send_batch(&self, messages: &[PreparedMessage]) -> Result<(), SendError<()>> {
+        self.0.push_all(messages)
     }
 
     /// Closes the session from the server side ("forced close"). Messages already queued are

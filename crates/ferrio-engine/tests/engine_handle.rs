@@ -62,3 +62,72 @@ async fn sockets_compare_by_session() {
     // Key maps by `Socket::id()`, which never changes.
     assert_eq!(app.engine.get(a).unwrap().id(), a);
 }
+
+#[tokio::test]
+async fn a_batch_arrives_whole_and_in_order_or_not_at_all() {
+    use ferrio_engine::{PreparedMessage, SendError};
+    let app = app(EngineIoConfig::default().max_buffered_packets(4));
+    let sid = handshake(&app.router).await;
+    let socket = app.engine.get(sid).unwrap();
+
+    socket.send("before").unwrap();
+    let batch = [
+        PreparedMessage::text("header"),
+        PreparedMessage::binary(vec![1u8, 2]),
+        PreparedMessage::binary(vec![3u8]),
+    ];
+    socket.send_batch(&batch).unwrap();
+    // Four queued: a second batch of three does not fit, and none of it is queued.
+    assert_eq!(socket.send_batch(&batch), Err(SendError::Full(())));
+    assert_eq!(
+        get(&app.router, &poll_uri(sid)).await.body,
+        "4before\x1e4header\x1ebAQI=\x1ebAw=="
+    );
+
+    socket.close();
+    assert_eq!(socket.send_batch(&batch), Err(SendError::Closed(())));
+}
+
+/// Many tasks sending batches at once: every batch still arrives contiguous.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_never_interleave() {
+    use ferrio_engine::PreparedMessage;
+    let app = app(EngineIoConfig::default());
+    let sid = handshake(&app.router).await;
+    let socket = app.engine.get(sid).unwrap();
+
+    let senders: Vec<_> = (0..8)
+        .map(|task| {
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                for round in 0..20 {
+                    let batch: Vec<_> = (0..3)
+                        .map(|part| PreparedMessage::text(&format!("{task}.{round}.{part}")))
+                        .collect();
+                    socket.send_batch(&batch).unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let body = get(&app.router, &poll_uri(sid)).await.body;
+    let packets: Vec<&str> = body.split('\x1e').collect();
+    assert_eq!(packets.len(), 8 * 20 * 3);
+    for triple in packets.chunks(3) {
+        let prefix = triple[0]
+            .strip_suffix(".0")
+            .expect("a batch starts with part 0");
+        assert_eq!(
+            triple,
+            [
+                format!("{prefix}.0"),
+                format!("{prefix}.1"),
+                format!("{prefix}.2")
+            ],
+            "a batch was split: {triple:?}"
+        );
+    }
+}
