@@ -6,7 +6,6 @@
 //! if the benchmarks ask for it.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -24,47 +23,45 @@ impl Session {
         let mut next_ping = later(Instant::now(), interval);
         loop {
             // Sleep until the next ping; a wake-up before then can only be a close.
-            loop {
-                tokio::select! {
-                    // A close seen at the same moment as a timer wins.
-                    biased;
-                    _ = self.heartbeat.notified() => {
-                        if self.is_closed() {
-                            return self.linger().await;
-                        }
-                    }
-                    _ = tokio::time::sleep_until(next_ping) => break,
+            while !self.sleep_until_or_woken(next_ping).await {
+                if self.is_closed() {
+                    return self.linger().await;
                 }
             }
             // Deadlines count from when the ping was due, not from when this task woke, so
             // timer jitter never grants a client extra time.
             let deadline = later(next_ping, timeout);
             self.state().pong_deadline = Some(deadline);
-            self.awaiting_pong.store(true, Ordering::Release);
             if self.push(Frame::ping(), false).is_err() {
                 return self.linger().await;
             }
+            // Wait for the pong (which clears the deadline) or the deadline.
             loop {
-                tokio::select! {
-                    biased;
-                    _ = self.heartbeat.notified() => {
-                        if self.is_closed() {
-                            return self.linger().await;
-                        }
-                        if !self.awaiting_pong.load(Ordering::Acquire) {
-                            break;
-                        }
-                    }
-                    _ = tokio::time::sleep_until(deadline) => {
-                        if !self.close(CloseReason::PingTimeout, LastPacket::Close) {
-                            // Closed by someone else meanwhile, maybe left for a last poll.
-                            return self.linger().await;
-                        }
+                if self.sleep_until_or_woken(deadline).await {
+                    if self.close(CloseReason::PingTimeout, LastPacket::Close) {
                         return;
                     }
+                    // Closed by someone else meanwhile, maybe left for a last poll.
+                    return self.linger().await;
+                }
+                if self.is_closed() {
+                    return self.linger().await;
+                }
+                if self.state().pong_deadline.is_none() {
+                    break;
                 }
             }
             next_ping = later(Instant::now(), interval);
+        }
+    }
+
+    /// Sleeps until `deadline`; `true` if it passed, `false` if a pong or a close woke the
+    /// heartbeat first. A wake-up seen at the same moment as the timer wins.
+    async fn sleep_until_or_woken(&self, deadline: Instant) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.heartbeat.notified() => false,
+            _ = tokio::time::sleep_until(deadline) => true,
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::utf8::Utf8Bytes;
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use ferrio_protocol::engine::{self as wire, Packet};
 use http::{HeaderMap, Response, StatusCode, header};
 use http_body::Body;
@@ -180,7 +180,7 @@ where
     }
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
     let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.aggregate(),
+        Ok(collected) => collected.to_bytes(),
         Err(err) if err.is::<LengthLimitError>() => return Ok(payload_too_large()),
         Err(_) => {
             // The client went away in the middle of its post.
@@ -188,7 +188,6 @@ where
             return Err(EngineError::BadRequest);
         }
     };
-    let body = copy_to_bytes(body);
 
     // Engine.IO v4 sends binary as base64 text; a binary body is a v3 client or garbage.
     let binary_body = headers
@@ -215,11 +214,6 @@ where
         }
     }
     Ok(text_response(Bytes::from_static(b"ok")))
-}
-
-fn copy_to_bytes(mut buf: impl Buf) -> Bytes {
-    let len = buf.remaining();
-    buf.copy_to_bytes(len)
 }
 
 fn payload_too_large<RB>() -> Response<ResponseBody<RB>> {

@@ -4,7 +4,6 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -65,7 +64,6 @@ pub(crate) struct Session {
     pub(crate) changed: Notify,
     /// Wakes the heartbeat on a pong or a close.
     pub(crate) heartbeat: Notify,
-    pub(crate) awaiting_pong: AtomicBool,
 }
 
 impl Session {
@@ -93,7 +91,6 @@ impl Session {
             }),
             changed: Notify::new(),
             heartbeat: Notify::new(),
-            awaiting_pong: AtomicBool::new(false),
         })
     }
 
@@ -264,8 +261,8 @@ impl Session {
     }
 
     pub(crate) fn on_pong(&self) {
-        self.state().pong_deadline = None;
-        if self.awaiting_pong.swap(false, Ordering::AcqRel) {
+        // A pong nobody waits for (none pending) wakes nothing.
+        if self.state().pong_deadline.take().is_some() {
             self.heartbeat.notify_one();
         }
     }
@@ -320,10 +317,8 @@ impl Socket {
     /// Queues a message for the client.
     pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError<Message>> {
         let message = message.into();
-        let frame = match &message {
-            Message::Text(text) => PreparedMessage::text(text.as_str()).0,
-            Message::Binary(data) => Frame::Binary(data.clone()),
-        };
+        // Cloning a message copies reference counts only; the original is handed back on error.
+        let frame = PreparedMessage::from(message.clone()).0;
         self.0.push(frame, true).map_err(|e| match e {
             SendError::Full(_) => SendError::Full(message),
             SendError::Closed(_) => SendError::Closed(message),
