@@ -139,40 +139,38 @@ pub(crate) fn upgrade<RB>(
     if !engine.config.allow_upgrades {
         return Err(EngineError::BadRequest);
     }
-    {
-        let mut state = session.state();
-        if state.closed.is_some() {
-            // Kept only for a last poll: as unknown as a session that never was.
-            return Err(EngineError::SessionIdUnknown);
-        }
-        let (on_upgrade, res) = accept(parts)?;
-        // One WebSocket per session: a second one, or one for a session already on
-        // WebSocket, is opened and closed at once (as the reference server does, so clients
-        // see a close rather than a failed handshake), and the session goes on.
-        if state.transport != Transport::Polling || state.upgrade != Upgrade::Idle {
-            drop(state);
-            let engine = engine.clone();
-            tokio::spawn(async move {
-                if let Some(mut ws) = open(&engine, on_upgrade).await {
-                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
-                }
-            });
-            return Ok(res);
-        }
-        state.upgrade = Upgrade::Pending;
+    let mut state = session.state();
+    if state.closed.is_some() {
+        // Kept only for a last poll: as unknown as a session that never was.
+        return Err(EngineError::SessionIdUnknown);
+    }
+    let (on_upgrade, res) = accept(parts)?;
+    // One WebSocket per session: a second one, or one for a session already on
+    // WebSocket, is opened and closed at once (as the reference server does, so clients
+    // see a close rather than a failed handshake), and the session goes on.
+    if state.transport != Transport::Polling || state.upgrade != Upgrade::Idle {
         drop(state);
-        let session = session.clone();
         let engine = engine.clone();
         tokio::spawn(async move {
-            match open(&engine, on_upgrade).await {
-                Some(ws) => probe(&session, ws).await,
-                None => {
-                    session.state().upgrade = Upgrade::Idle;
-                }
+            if let Some(mut ws) = open(&engine, on_upgrade).await {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
             }
         });
-        Ok(res)
+        return Ok(res);
     }
+    state.upgrade = Upgrade::Pending;
+    drop(state);
+    let session = session.clone();
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        match open(&engine, on_upgrade).await {
+            Some(ws) => probe(&session, ws).await,
+            None => {
+                session.state().upgrade = Upgrade::Idle;
+            }
+        }
+    });
+    Ok(res)
 }
 
 /// What the probing WebSocket received next.
