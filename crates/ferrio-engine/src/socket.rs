@@ -1,10 +1,11 @@
 //! One Engine.IO session: its state and outbound queue, its closing, the dispatch of handler
 //! callbacks, and the cheap [`Socket`] handle the layer above uses to reach it.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -64,6 +65,8 @@ pub(crate) struct Session {
     pub(crate) changed: Notify,
     /// Wakes the heartbeat on a pong or a close.
     pub(crate) heartbeat: Notify,
+    /// State of the layer above, attached once (see [`Socket::attach`]).
+    attached: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
 impl Session {
@@ -76,6 +79,7 @@ impl Session {
             sid: Sid::random(),
             handshake,
             engine,
+            attached: OnceLock::new(),
             state: Mutex::new(State {
                 transport,
                 upgrade: Upgrade::Idle,
@@ -339,6 +343,24 @@ impl Socket {
     /// is such a unit.
     pub fn send_batch(&self, messages: &[PreparedMessage]) -> Result<(), SendError<()>> {
         self.0.push_all(messages)
+    }
+
+    /// Attaches the layer above's own state to this session, once: the Socket.IO layer keeps
+    /// its per-connection state here, so each message reaches it without a map lookup.
+    /// Hands the value back if something is already attached.
+    ///
+    /// The session owns the value until the session itself is dropped: a value that holds
+    /// this [`Socket`] must let it go in [`EngineHandler::on_close`](crate::EngineHandler),
+    /// or the two keep each other alive.
+    pub fn attach<T: Any + Send + Sync>(&self, value: T) -> Result<(), T> {
+        let mut value = Some(value);
+        self.0.attached.get_or_init(|| Box::new(value.take().expect("taken once, here")));
+        value.map_or(Ok(()), Err)
+    }
+
+    /// The value attached with [`Socket::attach`], if there is one of type `T`.
+    pub fn attached<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.0.attached.get()?.downcast_ref()
     }
 
     /// Closes the session from the server side ("forced close"). Messages already queued are

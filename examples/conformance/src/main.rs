@@ -1,8 +1,9 @@
 //! Reference server for the official protocol test suites (see `../shared/CONTRACTS.md`).
 //!
 //! ```text
-//! cargo run -p conformance -- engineio   # bare Engine.IO echo at /engine.io/
-//! PORT=4000 cargo run -p conformance -- engineio
+//! cargo run -p conformance                        # Socket.IO at /socket.io/ (JSON parser)
+//! PARSER=msgpack cargo run -p conformance         # the same with the msgpack parser
+//! cargo run -p conformance -- engineio            # bare Engine.IO echo at /engine.io/
 //! ```
 //!
 //! Binds `127.0.0.1:$PORT` (default 3000; `0` picks a free port), prints `listening on PORT`
@@ -12,11 +13,11 @@
 use std::time::Duration;
 
 use axum::Router;
-use ferrio_engine::{
-    Cors, EngineHandler, EngineIo, EngineIoConfig, EngineIoLayer, Message, Socket,
-};
-use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
+use ferrio::{AckSender, Io, Parser, Payload, SocketRef};
+use ferrio_engine::{Cors, EngineHandler, EngineIoConfig, EngineIoLayer, Message, Socket};
+
+#[path = "../../support/serve.rs"]
+mod serve;
 
 /// Sends every message back unchanged: text as text, binary as binary.
 struct Echo;
@@ -38,86 +39,92 @@ fn engine_config(path: &str) -> EngineIoConfig {
         .cors(Cors::any_origin())
 }
 
+fn parser_from_env() -> Parser {
+    match std::env::var("PARSER").as_deref() {
+        Ok("msgpack") => Parser::Msgpack,
+        Ok("json") | Err(_) => Parser::Json,
+        Ok(other) => {
+            eprintln!("conformance: unknown PARSER {other:?} (expected `json` or `msgpack`)");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Emits the handshake auth back as `auth`, as both namespaces of the contract do.
+fn emit_auth(socket: SocketRef) {
+    if let Err(err) = socket.emit_args("auth", &socket.auth().clone()) {
+        tracing::warn!(%err, "auth not sent");
+    }
+}
+
+fn socketio() -> (Router, Io) {
+    let (layer, io) = Io::builder()
+        .engine(|_| engine_config("/socket.io/"))
+        .connect_timeout(Duration::from_millis(1000))
+        .parser(parser_from_env())
+        .build_layer();
+    io.ns("/", |socket: SocketRef| {
+        emit_auth(socket.clone());
+        socket.on("message", |socket: SocketRef, args: Payload| {
+            if let Err(err) = socket.emit_args("message-back", &args) {
+                tracing::warn!(%err, "message-back not sent");
+            }
+        });
+        socket.on("message-with-ack", |args: Payload, ack: AckSender| {
+            if let Err(err) = ack.send_args(&args) {
+                tracing::warn!(%err, "ack not sent");
+            }
+        });
+    });
+    io.ns("/custom", emit_auth);
+    (Router::new().layer(layer), io)
+}
+
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-
+    serve::init_tracing();
     let mode = std::env::args().nth(1).unwrap_or_else(|| "socketio".into());
-    let (app, engine) = match mode.as_str() {
+    let listener;
+    let served = match mode.as_str() {
         "engineio" => {
             let layer = EngineIoLayer::new(engine_config("/engine.io/"), Echo);
             let engine = layer.engine();
-            (Router::new().layer(layer), engine)
+            listener = serve::bind("conformance").await;
+            axum::serve(
+                listener,
+                Router::new()
+                    .layer(layer)
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                serve::shutdown_signal().await;
+                tracing::info!(sessions = engine.len(), "shutting down");
+                engine.close_all();
+            })
+            .await
         }
         "socketio" => {
-            eprintln!("conformance: the socketio mode needs the Socket.IO layer, not built yet");
-            std::process::exit(2);
+            let (app, io) = socketio();
+            listener = serve::bind("conformance").await;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                serve::shutdown_signal().await;
+                tracing::info!("shutting down");
+                io.close().await;
+            })
+            .await
         }
         other => {
             eprintln!("conformance: unknown mode {other:?} (expected `socketio` or `engineio`)");
             std::process::exit(2);
         }
     };
-
-    let port: u16 = match std::env::var("PORT") {
-        Ok(port) => port.parse().unwrap_or_else(|_| {
-            eprintln!("conformance: PORT must be a port number, got {port:?}");
-            std::process::exit(2);
-        }),
-        Err(_) => 3000,
-    };
-    let listener = match TcpListener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await
-    {
-        Ok(listener) => listener,
-        Err(err) => {
-            eprintln!("conformance: cannot bind 127.0.0.1:{port}: {err}");
-            std::process::exit(1);
-        }
-    };
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
-    println!("listening on {port}");
-    tracing::info!(port, mode, "conformance server ready");
-
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown(engine))
-    .await;
     tracing::debug!("server stopped");
     if let Err(err) = served {
         eprintln!("conformance: server error: {err}");
         std::process::exit(1);
     }
-}
-
-/// Resolves on SIGINT or SIGTERM, after closing every session so that pending polls end and
-/// clients see a close rather than a dropped connection.
-async fn shutdown(engine: EngineIo) {
-    shutdown_signal().await;
-    tracing::info!(sessions = engine.len(), "shutting down");
-    engine.close_all();
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => return ctrl_c.await.unwrap_or(()),
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -1,0 +1,190 @@
+//! Errors of the Socket.IO layer.
+
+use std::fmt;
+
+use ferrio_protocol::socketio::EncodeError;
+
+/// Why a socket left a namespace, in the protocol's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The connection failed (an aborted poll, a broken connection, an oversized message).
+    TransportError,
+    /// The client closed the connection.
+    TransportClose,
+    /// The Engine.IO session was closed on the server side.
+    ForcedClose,
+    /// The client did not answer a ping in time.
+    PingTimeout,
+    /// The client sent something that is not valid Socket.IO: the connection was closed.
+    ParseError,
+    /// The server is shutting down ([`Io::close`](crate::Io::close)).
+    ServerShuttingDown,
+    /// The server closed the whole connection ([`SocketRef::close`](crate::SocketRef::close)).
+    ForcedServerClose,
+    /// The client left the namespace.
+    ClientNamespaceDisconnect,
+    /// The server removed the socket from the namespace
+    /// ([`SocketRef::disconnect`](crate::SocketRef::disconnect)).
+    ServerNamespaceDisconnect,
+}
+
+impl DisconnectReason {
+    /// The reason as the reference implementation names it (`"transport close"`, ...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TransportError => "transport error",
+            Self::TransportClose => "transport close",
+            Self::ForcedClose => "forced close",
+            Self::PingTimeout => "ping timeout",
+            Self::ParseError => "parse error",
+            Self::ServerShuttingDown => "server shutting down",
+            Self::ForcedServerClose => "forced server close",
+            Self::ClientNamespaceDisconnect => "client namespace disconnect",
+            Self::ServerNamespaceDisconnect => "server namespace disconnect",
+        }
+    }
+
+    pub(crate) fn from_engine(reason: ferrio_engine::CloseReason) -> Self {
+        use ferrio_engine::CloseReason as C;
+        match reason {
+            C::TransportError => Self::TransportError,
+            C::TransportClose => Self::TransportClose,
+            C::PingTimeout => Self::PingTimeout,
+            C::ParseError => Self::ParseError,
+            _ => Self::ForcedClose,
+        }
+    }
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An emit that could not be queued.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// The data could not be serialized.
+    Encode(EncodeError),
+    /// The socket's outbound queue is full (the client reads too slowly).
+    Full,
+    /// The socket is disconnected.
+    Closed,
+}
+
+impl From<EncodeError> for EmitError {
+    fn from(e: EncodeError) -> Self {
+        Self::Encode(e)
+    }
+}
+
+impl fmt::Display for EmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Encode(e) => write!(f, "cannot encode the packet: {e}"),
+            Self::Full => f.write_str("the socket's outbound queue is full"),
+            Self::Closed => f.write_str("the socket is disconnected"),
+        }
+    }
+}
+
+impl std::error::Error for EmitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Encode(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ferrio_engine::SendError<()>> for EmitError {
+    fn from(e: ferrio_engine::SendError<()>) -> Self {
+        match e {
+            ferrio_engine::SendError::Full(()) => Self::Full,
+            _ => Self::Closed,
+        }
+    }
+}
+
+/// Why an acknowledgement expected from a client did not come.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AckError {
+    /// The client did not answer in time.
+    Timeout,
+    /// The socket disconnected before answering.
+    Disconnected,
+    /// The packet could not be sent.
+    Emit(EmitError),
+}
+
+impl fmt::Display for AckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("the acknowledgement timed out"),
+            Self::Disconnected => f.write_str("the socket disconnected before acknowledging"),
+            Self::Emit(e) => write!(f, "the packet was not sent: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AckError {}
+
+/// A connect middleware's refusal: the client gets a `connect_error` with this message and,
+/// when set, this data.
+///
+/// ```
+/// use ferrio::ConnectRefusal;
+/// let refusal = ConnectRefusal::new("unauthorized")
+///     .with_data(serde_json::json!({ "reason": "bad token" }));
+/// # let _ = refusal;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectRefusal {
+    pub(crate) message: String,
+    pub(crate) data: Option<serde_json::Value>,
+}
+
+impl ConnectRefusal {
+    /// A refusal with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Adds data for the client (`err.data` in `socket.io-client`).
+    pub fn with_data(mut self, data: serde_json::Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ConnectRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConnectRefusal {}
+
+impl From<&str> for ConnectRefusal {
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<String> for ConnectRefusal {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}

@@ -1,0 +1,413 @@
+//! Handlers with extractors, as in axum: connect handlers, event handlers, disconnect
+//! handlers and connect middlewares, written as async fns, closures or plain fns.
+//!
+//! A handler is any function whose arguments all implement the extractor trait of its kind
+//! ([`FromConnectParts`], [`FromEventParts`], [`FromDisconnectParts`]) and which returns
+//! `()` or `Result<(), E>` (an error is logged with the namespace, socket and event), or a
+//! future of either.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Waker};
+
+use crate::error::{ConnectRefusal, DisconnectReason};
+use crate::extract::EventParts;
+use crate::socket::SocketRef;
+
+/// Runs a handler's future on the caller's task until it first has to wait, and only then
+/// spawns it. Handlers that finish without waiting (most do) cost no task, and everything a
+/// handler sends before its first `.await` leaves in the order the packets arrived.
+pub(crate) fn run(future: impl Future<Output = ()> + Send + 'static) {
+    let mut future = Box::pin(future);
+    // A future must register the waker of every poll, so polling once with a no-op waker
+    // and then handing it to the runtime (which polls it again) loses no wake-up.
+    if future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+        .is_pending()
+    {
+        tokio::spawn(future);
+    }
+}
+
+/// Logs a handler's error inside a span naming where it happened.
+pub(crate) fn log_error(socket: &SocketRef, event: &str, error: &dyn fmt::Display) {
+    let span = tracing::error_span!("socketio", ns = socket.ns(), socket = %socket.id(), event);
+    let _entered = span.enter();
+    tracing::error!(%error, "handler failed");
+}
+
+/// What a handler may return: `()`, or `Result<(), E>` whose error is logged.
+pub trait HandlerOutput: Send + 'static {
+    /// The error to log, if any.
+    fn into_error(self) -> Option<String>;
+}
+
+impl HandlerOutput for () {
+    fn into_error(self) -> Option<String> {
+        None
+    }
+}
+
+impl<E: fmt::Display + Send + 'static> HandlerOutput for Result<(), E> {
+    fn into_error(self) -> Option<String> {
+        self.err().map(|e| e.to_string())
+    }
+}
+
+/// Extracts a value for a connect handler or middleware from the socket being connected.
+pub trait FromConnectParts: Sized {
+    /// Why extraction failed (refuses the connection in a middleware, is logged in a handler).
+    type Rejection: fmt::Display;
+    /// Extracts the value.
+    fn from_connect_parts(socket: &SocketRef) -> Result<Self, Self::Rejection>;
+}
+
+/// Extracts a value for an event handler from the incoming event.
+pub trait FromEventParts: Sized {
+    /// Why extraction failed: the client's ack (if it asked for one) gets an error, or the
+    /// failure is logged and the event skipped.
+    type Rejection: fmt::Display;
+    /// Extracts the value; it may take parts (such as the ack sender) out of the event.
+    fn from_event_parts(parts: &mut EventParts) -> Result<Self, Self::Rejection>;
+}
+
+/// Extracts a value for a disconnect handler.
+pub trait FromDisconnectParts: Sized {
+    /// Why extraction failed (the failure is logged).
+    type Rejection: fmt::Display;
+    /// Extracts the value.
+    fn from_disconnect_parts(
+        socket: &SocketRef,
+        reason: DisconnectReason,
+    ) -> Result<Self, Self::Rejection>;
+}
+
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Async;
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Blocking;
+
+/// A function that handles a socket joining a namespace. `M` is an inference marker.
+pub trait ConnectHandler<M>: Send + Sync + 'static {
+    #[doc(hidden)]
+    fn call(&self, socket: SocketRef);
+
+    /// Puts a connect middleware in front of this handler: it runs before the client is
+    /// admitted, and an error refuses the connection. Middlewares run in the order added.
+    fn with<W, N>(self, middleware: W) -> Guarded
+    where
+        Self: Sized,
+        W: ConnectMiddleware<N>,
+        M: 'static,
+        N: 'static,
+    {
+        Guarded {
+            handler: boxed_connect(self),
+            middlewares: vec![boxed_middleware(middleware)],
+        }
+    }
+}
+
+/// A function that handles one event. `M` is an inference marker.
+pub trait EventHandler<M>: Send + Sync + 'static {
+    #[doc(hidden)]
+    fn call(&self, parts: EventParts);
+}
+
+/// A function called when a socket leaves its namespace. `M` is an inference marker.
+pub trait DisconnectHandler<M>: Send + Sync + 'static {
+    #[doc(hidden)]
+    fn call(&self, socket: SocketRef, reason: DisconnectReason);
+}
+
+/// A boxed future of a middleware's verdict.
+pub(crate) type Verdict = Pin<Box<dyn Future<Output = Result<(), ConnectRefusal>> + Send>>;
+
+/// A function that admits or refuses a client before its connect handler runs: it returns
+/// `Result<(), E>` (or a future of it) where `E: Into<ConnectRefusal>` (a `&str`, a `String`
+/// or a [`ConnectRefusal`] with data).
+pub trait ConnectMiddleware<M>: Send + Sync + 'static {
+    #[doc(hidden)]
+    fn call(&self, socket: &SocketRef) -> Verdict;
+}
+
+pub(crate) type BoxedConnect = Arc<dyn Fn(SocketRef) + Send + Sync>;
+pub(crate) type BoxedEvent = Arc<dyn Fn(EventParts) + Send + Sync>;
+pub(crate) type BoxedDisconnect = Arc<dyn Fn(SocketRef, DisconnectReason) + Send + Sync>;
+pub(crate) type BoxedMiddleware = Arc<dyn Fn(&SocketRef) -> Verdict + Send + Sync>;
+
+pub(crate) fn boxed_connect<H: ConnectHandler<M>, M: 'static>(handler: H) -> BoxedConnect {
+    Arc::new(move |socket| handler.call(socket))
+}
+pub(crate) fn boxed_event<H: EventHandler<M>, M: 'static>(handler: H) -> BoxedEvent {
+    Arc::new(move |parts| handler.call(parts))
+}
+pub(crate) fn boxed_disconnect<H: DisconnectHandler<M>, M: 'static>(
+    handler: H,
+) -> BoxedDisconnect {
+    Arc::new(move |socket, reason| handler.call(socket, reason))
+}
+pub(crate) fn boxed_middleware<W: ConnectMiddleware<M>, M: 'static>(
+    middleware: W,
+) -> BoxedMiddleware {
+    Arc::new(move |socket| middleware.call(socket))
+}
+
+/// A connect handler with its middlewares ([`ConnectHandler::with`]).
+#[derive(Clone)]
+pub struct Guarded {
+    pub(crate) handler: BoxedConnect,
+    pub(crate) middlewares: Vec<BoxedMiddleware>,
+}
+
+impl Guarded {
+    /// Adds another middleware, run after the ones already added.
+    pub fn with<W: ConnectMiddleware<N>, N: 'static>(mut self, middleware: W) -> Self {
+        self.middlewares.push(boxed_middleware(middleware));
+        self
+    }
+}
+
+impl fmt::Debug for Guarded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guarded")
+            .field("middlewares", &self.middlewares.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a namespace needs to accept sockets: a connect handler or a [`Guarded`] one.
+pub trait IntoNamespaceHandler<M> {
+    #[doc(hidden)]
+    fn into_guarded(self) -> Guarded;
+}
+
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct GuardedMarker(PhantomData<()>);
+
+impl<H: ConnectHandler<M>, M: 'static> IntoNamespaceHandler<M> for H {
+    fn into_guarded(self) -> Guarded {
+        Guarded {
+            handler: boxed_connect(self),
+            middlewares: Vec::new(),
+        }
+    }
+}
+
+impl IntoNamespaceHandler<GuardedMarker> for Guarded {
+    fn into_guarded(self) -> Guarded {
+        self
+    }
+}
+
+macro_rules! impl_handlers {
+    ($($ty:ident),*) => {
+        #[allow(non_snake_case, unused_variables, unused_mut)]
+        impl<F, Fut, Out, $($ty,)*> ConnectHandler<(Async, Out, $($ty,)*)> for F
+        where
+            F: Fn($($ty,)*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Out> + Send + 'static,
+            Out: HandlerOutput,
+            $($ty: FromConnectParts + Send + 'static,)*
+        {
+            fn call(&self, socket: SocketRef) {
+                $(let $ty = match $ty::from_connect_parts(&socket) {
+                    Ok(value) => value,
+                    Err(e) => return log_error(&socket, "connect", &e),
+                };)*
+                let future = (self)($($ty,)*);
+                run(async move {
+                    if let Some(e) = future.await.into_error() {
+                        log_error(&socket, "connect", &e);
+                    }
+                });
+            }
+        }
+
+        #[allow(non_snake_case, unused_variables, unused_mut)]
+        impl<F, Out, $($ty,)*> ConnectHandler<(Blocking, Out, $($ty,)*)> for F
+        where
+            F: Fn($($ty,)*) -> Out + Send + Sync + 'static,
+            Out: HandlerOutput,
+            $($ty: FromConnectParts + Send + 'static,)*
+        {
+            fn call(&self, socket: SocketRef) {
+                $(let $ty = match $ty::from_connect_parts(&socket) {
+                    Ok(value) => value,
+                    Err(e) => return log_error(&socket, "connect", &e),
+                };)*
+                if let Some(e) = (self)($($ty,)*).into_error() {
+                    log_error(&socket, "connect", &e);
+                }
+            }
+        }
+
+        #[allow(non_snake_case, unused_variables, unused_mut)]
+        impl<F, Fut, Out, $($ty,)*> EventHandler<(Async, Out, $($ty,)*)> for F
+        where
+            F: Fn($($ty,)*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Out> + Send + 'static,
+            Out: HandlerOutput,
+            $($ty: FromEventParts + Send + 'static,)*
+        {
+            fn call(&self, mut parts: EventParts) {
+                $(let $ty = match $ty::from_event_parts(&mut parts) {
+                    Ok(value) => value,
+                    Err(e) => return parts.reject(&e),
+                };)*
+                let future = (self)($($ty,)*);
+                let (socket, event) = parts.into_origin();
+                run(async move {
+                    if let Some(e) = future.await.into_error() {
+                        log_error(&socket, &event, &e);
+                    }
+                });
+            }
+        }
+
+        #[allow(non_snake_case, unused_variables, unused_mut)]
+        impl<F, Out, $($ty,)*> EventHandler<(Blocking, Out, $($ty,)*)> for F
+        where
+            F: Fn($($ty,)*) -> Out + Send + Sync + 'static,
+            Out: HandlerOutput,
+            $($ty: FromEventParts + Send + 'static,)*
+        {
+            fn call(&self, mut parts: EventParts) {
+                $(let $ty = match $ty::from_event_parts(&mut parts) {
+                    Ok(value) => value,
+                    Err(e) => return parts.reject(&e),
+                };)*
+                if let Some(e) = (self)($($ty,)*).into_error() {
+                    let (socket, event) = parts.into_origin();
+                    log_error(&socket, &event, &e);
+                }
+            }
+        }
+
+        #[allow(non_snake_case, unused_variables, unused_mut)]
+        impl<F, Fut, Out, $($ty,)*> DisconnectHandler<(Async, Out, $($ty,)*)> for F
+        where
+            F: Fn($($ty,)*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Out> + Send + 'static,
+            Out: HandlerOutput,
+            $($ty: FromDisconnectParts + Send + 'static,)*
+        {
+            fn call(&self, socket: SocketRef, reason: DisconnectReason) {
+                $(let $ty = match $ty::from_disconnect_parts(&socket, reason) {
+                    Ok(value) => value,
+                    Err(e) => return log_error(&socket, "disconnect", &e),
+                };)*
+                let future = (self)($($ty,)*);
+                run(async move {
+                    if let Some(e) = future.await.into_error() {
+                        log_error(&socket, "disconnect", &e);
+                    }
+                });
+            }
+        }
+
+        #[allow(non_snake_case, unused_variables, unused_mut)]
+        impl<F, Out, $($ty,)*> DisconnectHandler<(Blocking, Out, $($ty,)*)> for F
+        where
+            F: Fn($($ty,)*) -> Out + Send + Sync + 'static,
+            Out: HandlerOutput,
+            $($ty: FromDisconnectParts + Send + 'static,)*
+        {
+            fn call(&self, socket: SocketRef, reason: DisconnectReason) {
+                $(let $ty = match $ty::from_disconnect_parts(&socket, reason) {
+                    Ok(value) => value,
+                    Err(e) => return log_error(&socket, "disconnect", &e),
+                };)*
+                if let Some(e) = (self)($($ty,)*).into_error() {
+                    log_error(&socket, "disconnect", &e);
+                }
+            }
+        }
+
+        #[allow(non_snake_case, unused_variables, unused_mut)]
+        impl<F, Fut, E, $($ty,)*> ConnectMiddleware<(Async, E, $($ty,)*)> for F
+        where
+            F: Fn($($ty,)*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<(), E>> + Send + 'static,
+            E: Into<ConnectRefusal> + 'static,
+            $($ty: FromConnectParts + Send + 'static,)*
+        {
+            fn call(&self, socket: &SocketRef) -> Verdict {
+                $(let $ty = match $ty::from_connect_parts(socket) {
+                    Ok(value) => value,
+                    Err(e) => {
+                        let refusal = ConnectRefusal::new(e.to_string());
+                        return Box::pin(std::future::ready(Err(refusal)));
+                    }
+                };)*
+                let future = (self)($($ty,)*);
+                Box::pin(async move { future.await.map_err(Into::into) })
+            }
+        }
+
+        #[allow(non_snake_case, unused_variables, unused_mut)]
+        impl<F, E, $($ty,)*> ConnectMiddleware<(Blocking, E, $($ty,)*)> for F
+        where
+            F: Fn($($ty,)*) -> Result<(), E> + Send + Sync + 'static,
+            E: Into<ConnectRefusal> + 'static,
+            $($ty: FromConnectParts + Send + 'static,)*
+        {
+            fn call(&self, socket: &SocketRef) -> Verdict {
+                let verdict = (|| {
+                    $(let $ty = $ty::from_connect_parts(socket)
+                        .map_err(|e| ConnectRefusal::new(e.to_string()))?;)*
+                    (self)($($ty,)*).map_err(Into::into)
+                })();
+                Box::pin(std::future::ready(verdict))
+            }
+        }
+    };
+}
+
+impl_handlers!();
+impl_handlers!(T1);
+impl_handlers!(T1, T2);
+impl_handlers!(T1, T2, T3);
+impl_handlers!(T1, T2, T3, T4);
+impl_handlers!(T1, T2, T3, T4, T5);
+impl_handlers!(T1, T2, T3, T4, T5, T6);
+impl_handlers!(T1, T2, T3, T4, T5, T6, T7);
+impl_handlers!(T1, T2, T3, T4, T5, T6, T7, T8);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn run_finishes_ready_futures_inline_and_spawns_waiting_ones() {
+        let done = Arc::new(AtomicUsize::new(0));
+        let d = done.clone();
+        run(async move {
+            d.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(done.load(Ordering::SeqCst), 1, "ran inline");
+        let d = done.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        run(async move {
+            let _ = rx.await;
+            d.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(done.load(Ordering::SeqCst), 1, "waits for its channel");
+        tx.send(()).unwrap();
+        for _ in 0..100 {
+            if done.load(Ordering::SeqCst) == 2 {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the spawned future was never woken");
+    }
+}

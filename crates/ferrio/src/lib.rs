@@ -1,0 +1,81 @@
+//! A Socket.IO v5 server as a tower layer: mount it in any axum `Router`, and reach its
+//! rooms and broadcasts from ordinary HTTP handlers.
+//!
+//! ```no_run
+//! use axum::{Json, Router, routing::post};
+//! use ferrio::{AckSender, Data, Io, SocketRef};
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize)]
+//! struct Notice { room: String, text: String }
+//!
+//! // A plain axum handler that pushes to a room.
+//! async fn notify(io: Io, Json(notice): Json<Notice>) {
+//!     let _ = io.to(notice.room).emit("notice", &notice.text);
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() {
+//!     let (layer, io) = Io::new_layer();
+//!     io.ns("/", |socket: SocketRef| {
+//!         socket.on("join", |socket: SocketRef, Data(room): Data<String>, ack: AckSender| {
+//!             socket.join(room);
+//!             let _ = ack.send(&true);
+//!         });
+//!     });
+//!     let app = Router::new().route("/notify", post(notify)).layer(layer);
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await.unwrap();
+//!     axum::serve(listener, app).await.unwrap();
+//! }
+//! ```
+//!
+//! # Handlers
+//! Connect, event and disconnect handlers are functions (async or not) whose arguments are
+//! extractors, as in axum: [`SocketRef`], [`Data`], [`TryData`], [`Args`], [`Payload`],
+//! [`AckSender`], [`Event`], [`State`], [`Extension`], [`DisconnectReason`]. A handler
+//! that returns `Result<(), E>` has its errors logged with the namespace, socket and event.
+//! A handler runs on the connection's task until it first waits, so what it emits before
+//! an `.await` keeps the order of the client's packets; only then is it spawned.
+//!
+//! # Feature flags
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `axum` | yes | the [`Io`] extractor for axum handlers |
+//! | `msgpack` | no | [`Parser::Msgpack`], compatible with `socket.io-msgpack-parser` |
+
+// Library code never unwraps: peer-controlled data must not be able to panic it.
+#![warn(clippy::unwrap_used)]
+
+mod ack;
+pub mod adapter;
+#[cfg(feature = "axum")]
+mod axum;
+mod client;
+mod error;
+mod extract;
+pub mod handler;
+mod io;
+mod layer;
+mod namespace;
+mod operators;
+mod parser;
+mod payload;
+mod socket;
+
+pub use ack::{AckFuture, AckSender, BroadcastAckFuture};
+pub use adapter::{IntoRooms, Room};
+#[cfg(feature = "axum")]
+pub use axum::MissingIo;
+pub use error::{AckError, ConnectRefusal, DisconnectReason, EmitError};
+pub use extract::{
+    Args, Data, Event, EventParts, Extension, MissingExtension, MissingState, State, TryData,
+};
+pub use ferrio_engine::{Cors, EngineIoConfig, Handshake, ResponseFuture, Sid, Transport};
+pub use handler::ConnectHandler;
+pub use io::{Io, IoBuilder};
+pub use layer::{SocketIoLayer, SocketIoService};
+pub use namespace::NamespaceRef;
+pub use operators::BroadcastOperator;
+pub use parser::Parser;
+pub use payload::{Arg, Payload, PayloadError};
+pub use socket::SocketRef;

@@ -1,0 +1,244 @@
+//! [`BroadcastOperator`]: who an emit goes to, chained from a socket, a namespace or the
+//! server.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::ack::BroadcastAckFuture;
+use crate::adapter::{AdapterError, BroadcastOptions, BroadcastPacket, IntoRooms, RemoteSocket};
+use crate::error::EmitError;
+use crate::namespace::Namespace;
+use crate::socket::SocketRef;
+
+/// Selects sockets of one namespace by room, then emits to them or acts on them.
+///
+/// ```
+/// # fn demo(io: ferrio::Io) -> Result<(), ferrio::EmitError> {
+/// io.to("room-1").to("room-2").except("muted").emit("news", "hello")?;
+/// io.within("room-1").local().volatile().emit("tick", &42)?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+#[must_use = "an operator does nothing until it emits or acts"]
+pub struct BroadcastOperator {
+    ns: Arc<Namespace>,
+    opts: BroadcastOptions,
+    timeout: Option<Duration>,
+}
+
+impl BroadcastOperator {
+    pub(crate) fn new(ns: Arc<Namespace>) -> Self {
+        Self {
+            ns,
+            opts: BroadcastOptions::default(),
+            timeout: None,
+        }
+    }
+
+    /// Targets the sockets in `rooms` too (the union of every room named).
+    pub fn to(mut self, rooms: impl IntoRooms) -> Self {
+        for room in rooms.into_rooms() {
+            if !self.opts.rooms.contains(&room) {
+                self.opts.rooms.push(room);
+            }
+        }
+        self
+    }
+
+    /// The same as [`to`](Self::to) (`in` in the JavaScript API).
+    pub fn within(self, rooms: impl IntoRooms) -> Self {
+        self.to(rooms)
+    }
+
+    /// Leaves out the sockets in `rooms`.
+    pub fn except(mut self, rooms: impl IntoRooms) -> Self {
+        self.opts.except.extend(rooms.into_rooms());
+        self
+    }
+
+    /// Reaches this server's sockets only (with a distributed adapter).
+    pub fn local(mut self) -> Self {
+        self.opts.local = true;
+        self
+    }
+
+    /// Drops the packet for clients that cannot take it now instead of reporting an error.
+    pub fn volatile(mut self) -> Self {
+        self.opts.volatile = true;
+        self
+    }
+
+    /// How long [`emit_with_ack`](Self::emit_with_ack) waits for the answers (default: the
+    /// server's `ack_timeout`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Emits `event` with one argument to every targeted socket; encoded once for all.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.emit_args(event, &(data,))
+    }
+
+    /// Emits `event` with the elements of `args` as arguments.
+    pub fn emit_args<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<(), EmitError> {
+        let encoded = self.ns.parser().event(&self.ns.name, None, event, args)?;
+        let packet = BroadcastPacket {
+            event: event.to_owned(),
+            encoded,
+        };
+        if let Err(e) = self.ns.adapter.broadcast(packet, self.opts.clone()) {
+            tracing::warn!(ns = %self.ns.name, event, error = %e, "broadcast failed");
+        }
+        Ok(())
+    }
+
+    /// Emits `event` with one argument and collects every recipient's acknowledgement.
+    pub fn emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<BroadcastAckFuture, EmitError> {
+        let ns = &self.ns;
+        let encode = |id: u64| -> Result<BroadcastPacket, EmitError> {
+            Ok(BroadcastPacket {
+                event: event.to_owned(),
+                encoded: ns.parser().event(&ns.name, Some(id), event, &(data,))?,
+            })
+        };
+        ns.adapter
+            .broadcast_with_ack(&encode, self.opts.clone(), self.timeout)
+    }
+
+    /// The targeted sockets connected to this server.
+    pub fn sockets(&self) -> Vec<SocketRef> {
+        let ids = self.ns.adapter.local_sockets(&self.opts);
+        ids.into_iter()
+            .filter_map(|sid| self.ns.get_socket(sid))
+            .collect()
+    }
+
+    /// The targeted sockets on every server.
+    pub async fn fetch_sockets(&self) -> Result<Vec<RemoteSocket>, AdapterError> {
+        self.ns.adapter.fetch_sockets(self.opts.clone()).await
+    }
+
+    /// Makes every targeted socket join `rooms`.
+    pub fn join(&self, rooms: impl IntoRooms) -> Result<(), AdapterError> {
+        self.ns
+            .adapter
+            .add_sockets(self.opts.clone(), rooms.into_rooms())
+    }
+
+    /// Makes every targeted socket leave `rooms`.
+    pub fn leave(&self, rooms: impl IntoRooms) -> Result<(), AdapterError> {
+        self.ns
+            .adapter
+            .del_sockets(self.opts.clone(), rooms.into_rooms())
+    }
+
+    /// Disconnects every targeted socket from the namespace (their connections stay).
+    pub fn disconnect(&self) -> Result<(), AdapterError> {
+        self.ns.adapter.disconnect_sockets(self.opts.clone(), false)
+    }
+
+    /// Closes the whole connection of every targeted socket.
+    pub fn close(&self) -> Result<(), AdapterError> {
+        self.ns.adapter.disconnect_sockets(self.opts.clone(), true)
+    }
+}
+
+impl fmt::Debug for BroadcastOperator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BroadcastOperator")
+            .field("ns", &self.ns.name)
+            .field("opts", &self.opts)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// The operator entry points of [`Io`](crate::Io) and [`NamespaceRef`](crate::NamespaceRef),
+/// each starting a [`BroadcastOperator`] on their namespace.
+macro_rules! operator_entry_points {
+    () => {
+        /// Targets the sockets in `rooms`.
+        pub fn to(&self, rooms: impl $crate::IntoRooms) -> $crate::BroadcastOperator {
+            self.operator().to(rooms)
+        }
+
+        /// The same as [`to`](Self::to).
+        pub fn within(&self, rooms: impl $crate::IntoRooms) -> $crate::BroadcastOperator {
+            self.operator().within(rooms)
+        }
+
+        /// Targets every socket except those in `rooms`.
+        pub fn except(&self, rooms: impl $crate::IntoRooms) -> $crate::BroadcastOperator {
+            self.operator().except(rooms)
+        }
+
+        /// Targets this server's sockets only.
+        pub fn local(&self) -> $crate::BroadcastOperator {
+            self.operator().local()
+        }
+
+        /// Drops packets for clients that cannot take them now.
+        pub fn volatile(&self) -> $crate::BroadcastOperator {
+            self.operator().volatile()
+        }
+
+        /// Sets the timeout of a broadcast with acks.
+        pub fn timeout(&self, timeout: std::time::Duration) -> $crate::BroadcastOperator {
+            self.operator().timeout(timeout)
+        }
+
+        /// Emits `event` with one argument to every socket.
+        pub fn emit<T: serde::Serialize + ?Sized>(
+            &self,
+            event: &str,
+            data: &T,
+        ) -> Result<(), $crate::EmitError> {
+            self.operator().emit(event, data)
+        }
+
+        /// Emits `event` with the elements of `args` as arguments to every socket.
+        pub fn emit_args<A: serde::Serialize + ?Sized>(
+            &self,
+            event: &str,
+            args: &A,
+        ) -> Result<(), $crate::EmitError> {
+            self.operator().emit_args(event, args)
+        }
+
+        /// Emits to every socket and collects their acknowledgements.
+        pub fn emit_with_ack<T: serde::Serialize + ?Sized>(
+            &self,
+            event: &str,
+            data: &T,
+        ) -> Result<$crate::BroadcastAckFuture, $crate::EmitError> {
+            self.operator().emit_with_ack(event, data)
+        }
+
+        /// Every socket connected to this server.
+        pub fn sockets(&self) -> Vec<$crate::SocketRef> {
+            self.operator().sockets()
+        }
+
+        /// Every socket, on every server.
+        pub async fn fetch_sockets(
+            &self,
+        ) -> Result<Vec<$crate::adapter::RemoteSocket>, $crate::adapter::AdapterError> {
+            self.operator().fetch_sockets().await
+        }
+
+        /// Disconnects every socket from the namespace.
+        pub fn disconnect_sockets(&self) -> Result<(), $crate::adapter::AdapterError> {
+            self.operator().disconnect()
+        }
+    };
+}
+
+pub(crate) use operator_entry_points;

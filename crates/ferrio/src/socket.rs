@@ -1,0 +1,431 @@
+//! [`SocketRef`]: one client in one namespace.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use ferrio_engine::{Handshake, Sid, Socket as EngineSocket, Transport};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::ack::{AckFuture, AckResult};
+use crate::adapter::{IntoRooms, Room};
+use crate::error::{DisconnectReason, EmitError};
+use crate::extract::EventParts;
+use crate::handler::{
+    BoxedDisconnect, BoxedEvent, DisconnectHandler, EventHandler, boxed_disconnect, boxed_event,
+};
+use crate::namespace::Namespace;
+use crate::operators::BroadcastOperator;
+use crate::parser::Encoded;
+use crate::payload::Payload;
+
+type AnyHandler = Arc<dyn Fn(&SocketRef, &str, &Payload) + Send + Sync>;
+type PacketMiddleware = Arc<dyn Fn(&SocketRef, &str, &Payload) -> Result<(), String> + Send + Sync>;
+
+/// Everything a socket's owner registered on it.
+#[derive(Default)]
+struct Listeners {
+    events: HashMap<Cow<'static, str>, BoxedEvent>,
+    disconnect: Option<BoxedDisconnect>,
+    disconnecting: Option<BoxedDisconnect>,
+    any_incoming: Vec<AnyHandler>,
+    any_outgoing: Vec<AnyHandler>,
+    middlewares: Vec<PacketMiddleware>,
+}
+
+pub(crate) struct SocketInner {
+    pub(crate) id: Sid,
+    pub(crate) ns: Arc<Namespace>,
+    pub(crate) engine: EngineSocket,
+    pub(crate) auth: Payload,
+    connected: AtomicBool,
+    listeners: Mutex<Listeners>,
+    acks: Mutex<HashMap<u64, oneshot::Sender<AckResult>>>,
+    extensions: RwLock<http::Extensions>,
+}
+
+impl SocketInner {
+    pub(crate) fn new(ns: Arc<Namespace>, engine: EngineSocket, auth: Payload) -> Arc<Self> {
+        Arc::new(Self {
+            id: Sid::random(),
+            ns,
+            engine,
+            auth,
+            connected: AtomicBool::new(false),
+            listeners: Mutex::default(),
+            acks: Mutex::default(),
+            extensions: RwLock::default(),
+        })
+    }
+
+    fn listeners(&self) -> MutexGuard<'_, Listeners> {
+        // A handler that panicked while registering cannot leave the map half-written.
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn acks(&self) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<AckResult>>> {
+        self.acks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn forget_ack(&self, id: u64) {
+        self.acks().remove(&id);
+    }
+
+    pub(crate) fn mark_connected(&self) {
+        self.connected.store(true, Ordering::Release);
+    }
+
+    /// Registers a waiter for the ack `id`, unless the socket is already gone.
+    pub(crate) fn expect_ack(self: &Arc<Self>, id: u64, timeout: Duration) -> Option<AckFuture> {
+        if !self.connected.load(Ordering::Acquire) {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.acks().insert(id, tx);
+        Some(AckFuture::waiting(rx, self, id, timeout))
+    }
+}
+
+/// One client connected to one namespace: a cheap, cloneable handle.
+///
+/// A client that joins several namespaces over one connection has one socket in each, with
+/// distinct ids (none of them the Engine.IO session id).
+#[derive(Clone)]
+pub struct SocketRef(pub(crate) Arc<SocketInner>);
+
+impl SocketRef {
+    /// The socket's id, also the name of the room it is always in.
+    pub fn id(&self) -> Sid {
+        self.0.id
+    }
+
+    /// The namespace's name.
+    pub fn ns(&self) -> &str {
+        &self.0.ns.name
+    }
+
+    /// The HTTP request that opened the connection: headers, URI and query, remote address,
+    /// time.
+    pub fn handshake(&self) -> &Handshake {
+        self.0.engine.handshake()
+    }
+
+    /// The `auth` payload of the client's CONNECT (an empty object when it sent none).
+    pub fn auth(&self) -> &Payload {
+        &self.0.auth
+    }
+
+    /// The transport the connection currently uses.
+    pub fn transport(&self) -> Transport {
+        self.0.engine.transport()
+    }
+
+    /// The Engine.IO session id of the underlying connection.
+    pub fn connection_id(&self) -> Sid {
+        self.0.engine.id()
+    }
+
+    /// Whether the socket is still in its namespace.
+    pub fn connected(&self) -> bool {
+        self.0.connected.load(Ordering::Acquire)
+    }
+
+    /// Handles the event `event` with `handler`, replacing a previous handler of that event.
+    pub fn on<H, M>(&self, event: impl Into<Cow<'static, str>>, handler: H)
+    where
+        H: EventHandler<M>,
+        M: 'static,
+    {
+        self.0
+            .listeners()
+            .events
+            .insert(event.into(), boxed_event(handler));
+    }
+
+    /// Removes the handler of `event`.
+    pub fn off(&self, event: &str) {
+        self.0.listeners().events.remove(event);
+    }
+
+    /// Calls `handler` when the socket has left its namespace, with the reason.
+    pub fn on_disconnect<H: DisconnectHandler<M>, M: 'static>(&self, handler: H) {
+        self.0.listeners().disconnect = Some(boxed_disconnect(handler));
+    }
+
+    /// Calls `handler` when the socket is about to leave its namespace, while its rooms are
+    /// still visible.
+    pub fn on_disconnecting<H: DisconnectHandler<M>, M: 'static>(&self, handler: H) {
+        self.0.listeners().disconnecting = Some(boxed_disconnect(handler));
+    }
+
+    /// Calls `listener` with every event the client sends, before its own handler.
+    pub fn on_any<F>(&self, listener: F)
+    where
+        F: Fn(&SocketRef, &str, &Payload) + Send + Sync + 'static,
+    {
+        self.0.listeners().any_incoming.push(Arc::new(listener));
+    }
+
+    /// Calls `listener` with every event this socket emits to its client (not broadcasts).
+    pub fn on_any_outgoing<F>(&self, listener: F)
+    where
+        F: Fn(&SocketRef, &str, &Payload) + Send + Sync + 'static,
+    {
+        self.0.listeners().any_outgoing.push(Arc::new(listener));
+    }
+
+    /// Runs `middleware` on every event the client sends, before any listener. An error
+    /// drops the event; if the client asked for an ack, it gets `{"error": <message>}`.
+    pub fn use_middleware<F, E>(&self, middleware: F)
+    where
+        F: Fn(&SocketRef, &str, &Payload) -> Result<(), E> + Send + Sync + 'static,
+        E: fmt::Display,
+    {
+        self.0
+            .listeners()
+            .middlewares
+            .push(Arc::new(move |s: &SocketRef, e: &str, p: &Payload| {
+                middleware(s, e, p).map_err(|e| e.to_string())
+            }));
+    }
+
+    /// Emits `event` with one argument to this socket's client.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.emit_args(event, &(data,))
+    }
+
+    /// Emits `event` with the elements of `args` (a tuple, a `Vec`, a [`Payload`]...) as
+    /// arguments.
+    pub fn emit_args<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<(), EmitError> {
+        let packet = self.0.ns.parser().event(self.ns(), None, event, args)?;
+        self.notify_outgoing(event, args);
+        Ok(packet.send(&self.0.engine)?)
+    }
+
+    /// Emits `event` with one argument and waits for the client's acknowledgement (see
+    /// [`AckFuture`] for the timeout).
+    pub fn emit_with_ack<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> AckFuture {
+        self.emit_args_with_ack(event, &(data,))
+    }
+
+    /// Like [`emit_with_ack`](Self::emit_with_ack), with several arguments.
+    pub fn emit_args_with_ack<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> AckFuture {
+        let id = self.0.ns.next_ack_id();
+        let packet = match self.0.ns.parser().event(self.ns(), Some(id), event, args) {
+            Ok(packet) => packet,
+            Err(e) => return AckFuture::failed(e.into()),
+        };
+        let Some(ack) = self.0.expect_ack(id, self.0.ns.ack_timeout()) else {
+            return AckFuture::failed(EmitError::Closed);
+        };
+        self.notify_outgoing(event, args);
+        match packet.send(&self.0.engine) {
+            Ok(()) => ack,
+            Err(e) => AckFuture::failed(e.into()),
+        }
+    }
+
+    fn notify_outgoing<A: Serialize + ?Sized>(&self, event: &str, args: &A) {
+        let listeners = self.0.listeners().any_outgoing.clone();
+        if listeners.is_empty() {
+            return;
+        }
+        if let Ok(payload) = Payload::from_args(args) {
+            for listener in listeners {
+                listener(self, event, &payload);
+            }
+        }
+    }
+
+    pub(crate) fn send_ack<A: Serialize + ?Sized>(&self, id: u64, args: &A) -> Result<(), EmitError> {
+        let packet = self.0.ns.parser().ack(self.ns(), id, args)?;
+        Ok(packet.send(&self.0.engine)?)
+    }
+
+    pub(crate) fn send_encoded(&self, packet: &Encoded) -> Result<(), EmitError> {
+        Ok(packet.send(&self.0.engine)?)
+    }
+
+    /// Broadcasts to `rooms`, except this socket.
+    pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.broadcast().to(rooms)
+    }
+
+    /// Broadcasts to `rooms`, this socket included if it is in one of them.
+    pub fn within(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        BroadcastOperator::new(self.0.ns.clone()).within(rooms)
+    }
+
+    /// Broadcasts to every socket of the namespace except this one and those in `rooms`.
+    pub fn except(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.broadcast().except(rooms)
+    }
+
+    /// Broadcasts to every socket of the namespace except this one.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.0.ns.clone()).except(self.id())
+    }
+
+    /// Broadcasts to this server's sockets only (with a distributed adapter).
+    pub fn local(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.0.ns.clone()).local()
+    }
+
+    /// Emits to this socket, dropping the packet rather than queueing it when the client
+    /// lags behind.
+    pub fn volatile(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.0.ns.clone())
+            .within(self.id())
+            .volatile()
+    }
+
+    /// Joins `rooms`.
+    pub fn join(&self, rooms: impl IntoRooms) {
+        if self.connected() {
+            self.0.ns.adapter.add_all(self.id(), &rooms.into_rooms());
+        }
+    }
+
+    /// Leaves `room`.
+    pub fn leave(&self, rooms: impl IntoRooms) {
+        for room in rooms.into_rooms() {
+            self.0.ns.adapter.del(self.id(), &room);
+        }
+    }
+
+    /// Leaves every room but its own.
+    pub fn leave_all(&self) {
+        self.0.ns.adapter.del_all(self.id());
+    }
+
+    /// The rooms the socket is in, its own included.
+    pub fn rooms(&self) -> Vec<Room> {
+        self.0.ns.adapter.socket_rooms(self.id())
+    }
+
+    /// Stores a value in the socket's typed data, replacing one of the same type.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
+        self.0
+            .extensions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(value)
+    }
+
+    /// A copy of the socket's data of type `T`.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.0
+            .extensions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get::<T>()
+            .cloned()
+    }
+
+    /// Removes the socket's data of type `T`.
+    pub fn remove<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.0
+            .extensions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove::<T>()
+    }
+
+    /// Removes the socket from its namespace: the client gets a DISCONNECT, the connection
+    /// (and the client's other namespaces) stay.
+    pub fn disconnect(&self) {
+        if self.connected() {
+            let _ = self.0.ns.parser().disconnect(self.ns()).send(&self.0.engine);
+            self.close_with(DisconnectReason::ServerNamespaceDisconnect);
+        }
+    }
+
+    /// Closes the whole connection: this socket and the client's sockets in other
+    /// namespaces leave with "forced server close".
+    pub fn close(&self) {
+        crate::client::close_connection(&self.0.engine, DisconnectReason::ForcedServerClose);
+    }
+
+    /// Takes the socket out of its namespace, once: the `disconnecting` hook, then rooms, acks
+    /// and registrations go, then the `disconnect` hook.
+    pub(crate) fn close_with(&self, reason: DisconnectReason) {
+        if !self.0.connected.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let disconnecting = self.0.listeners().disconnecting.take();
+        if let Some(hook) = disconnecting {
+            hook(self.clone(), reason);
+        }
+        // Dropping the senders fails every pending ack at once.
+        drop(std::mem::take(&mut *self.0.acks()));
+        crate::client::forget_socket(&self.0.engine, self.ns());
+        self.0.ns.remove_socket(self.id());
+        let disconnect = {
+            let mut listeners = self.0.listeners();
+            let hook = listeners.disconnect.take();
+            *listeners = Listeners::default();
+            hook
+        };
+        tracing::debug!(ns = self.ns(), socket = %self.id(), %reason, "socket disconnected");
+        if let Some(hook) = disconnect {
+            hook(self.clone(), reason);
+        }
+    }
+
+    /// Delivers one event from the client: middlewares, catch-all listeners, then the handler.
+    pub(crate) fn on_event(&self, event: String, args: Payload, id: Option<u64>) {
+        let (middlewares, any, handler) = {
+            let listeners = self.0.listeners();
+            (
+                listeners.middlewares.clone(),
+                listeners.any_incoming.clone(),
+                listeners.events.get(event.as_str()).cloned(),
+            )
+        };
+        for middleware in &middlewares {
+            if let Err(message) = middleware(self, &event, &args) {
+                tracing::debug!(ns = self.ns(), socket = %self.id(), event, %message, "event refused");
+                if let Some(id) = id {
+                    let _ = self.send_ack(id, &(serde_json::json!({ "error": message }),));
+                }
+                return;
+            }
+        }
+        for listener in &any {
+            listener(self, &event, &args);
+        }
+        match handler {
+            Some(handler) => handler(EventParts::new(self.clone(), event, args, id)),
+            None => tracing::trace!(ns = self.ns(), socket = %self.id(), event, "no handler"),
+        }
+    }
+
+    /// Delivers the client's acknowledgement of one of our events.
+    pub(crate) fn on_ack(&self, id: u64, args: Payload) {
+        let waiter = self.0.acks().remove(&id);
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(Ok(args));
+        }
+    }
+}
+
+impl fmt::Debug for SocketRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketRef")
+            .field("id", &self.0.id)
+            .field("ns", &self.ns())
+            .finish()
+    }
+}
+
+impl PartialEq for SocketRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SocketRef {}

@@ -1,0 +1,263 @@
+//! Everything an application uses, driven by the official clients in `tests/e2e` (the
+//! contract is `../shared/CONTRACTS.md`, section 2) and by the benchmarks (section 4).
+//!
+//! ```text
+//! cargo run --release -p interop                 # http://127.0.0.1:3000, Socket.IO at /socket.io/
+//! PORT=0 PARSER=msgpack cargo run -p interop     # any free port, msgpack parser
+//! ```
+//!
+//! Environment: `PORT` (default 3000), `SIO_PATH` (default `/socket.io/`), `PARSER=msgpack`.
+//! `REDIS_URL` and `RECOVERY=1` are refused with a message until the Redis adapter and
+//! connection state recovery exist.
+
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ferrio::{
+    AckSender, ConnectHandler, ConnectRefusal, Cors, Data, Io, Parser, Payload, SocketRef,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[path = "../../support/serve.rs"]
+mod serve;
+
+/// The most `bcast` packets one `burst` may ask for.
+const MAX_BURST: usize = 100_000;
+
+fn exit_with(message: &str) -> ! {
+    eprintln!("interop: {message}");
+    std::process::exit(2);
+}
+
+fn parser_from_env() -> Parser {
+    match std::env::var("PARSER").as_deref() {
+        Ok("msgpack") => Parser::Msgpack,
+        Ok("json") | Err(_) => Parser::Json,
+        Ok(other) => exit_with(&format!("unknown PARSER {other:?} (expected json or msgpack)")),
+    }
+}
+
+fn on_root(socket: SocketRef) {
+    let welcome = json!({ "id": socket.id().as_str() });
+    let _ = socket.emit_args("welcome", &(WithAuth(welcome, socket.auth().clone()),));
+
+    socket.on("echo", |socket: SocketRef, args: Payload, ack: AckSender| {
+        let result = if ack.is_requested() {
+            ack.send_args(&args)
+        } else {
+            socket.emit_args("echo", &args)
+        };
+        if let Err(err) = result {
+            tracing::warn!(%err, "echo not sent");
+        }
+    });
+    socket.on("join", |socket: SocketRef, Data(room): Data<String>, ack: AckSender| {
+        socket.join(room);
+        ack.send(&true)
+    });
+    socket.on("leave", |socket: SocketRef, Data(room): Data<String>, ack: AckSender| {
+        socket.leave(room);
+        ack.send(&true)
+    });
+    socket.on("rooms", |socket: SocketRef, ack: AckSender| {
+        let own = socket.id();
+        let mut rooms: Vec<String> = socket
+            .rooms()
+            .into_iter()
+            .filter(|room| room.as_ref() != own.as_str())
+            .map(|room| room.into_owned())
+            .collect();
+        rooms.sort();
+        ack.send(&rooms)
+    });
+    socket.on("to-room", |socket: SocketRef, args: Payload| {
+        let room: String = args.get(0)?;
+        let event: String = args.get(1)?;
+        let payload = args.arg(2);
+        socket.within(room).emit(&event, &payload)?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    });
+    socket.on("broadcast", |socket: SocketRef, args: Payload| {
+        let event: String = args.get(0)?;
+        socket.broadcast().emit(&event, &args.arg(1))?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    });
+    socket.on("ask", async |socket: SocketRef, args: Payload, ack: AckSender| {
+        let answer = socket
+            .emit_with_ack("question", &args.arg(0))
+            .timeout(Duration::from_secs(2))
+            .await;
+        match answer {
+            Ok(reply) => ack.send(&reply.arg(0)),
+            Err(_) => ack.send(&json!({ "error": "timeout" })),
+        }
+    });
+    socket.on("burst", |socket: SocketRef, Data(burst): Data<Burst>| {
+        if burst.n > MAX_BURST {
+            return Err(format!("burst of {} exceeds {MAX_BURST}", burst.n));
+        }
+        let root = socket.within(Vec::<String>::new());
+        for _ in 0..burst.n {
+            root.emit("bcast", &burst.payload).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    });
+    socket.on("disconnect-me", |socket: SocketRef| socket.disconnect());
+}
+
+/// `{"id": ..., "auth": <auth>}` where the auth keeps its wire form (binary included).
+struct WithAuth(Value, Payload);
+
+impl serde::Serialize for WithAuth {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("id", &self.0["id"])?;
+        map.serialize_entry("auth", &self.1.arg(0))?;
+        map.end()
+    }
+}
+
+#[derive(Deserialize)]
+struct Burst {
+    n: usize,
+    payload: Value,
+}
+
+fn check_token(Data(auth): Data<Value>) -> Result<(), ConnectRefusal> {
+    if auth == json!({ "token": "let-me-in" }) {
+        Ok(())
+    } else {
+        Err(ConnectRefusal::new("unauthorized").with_data(json!({ "reason": "bad token" })))
+    }
+}
+
+fn socketio() -> (ferrio::SocketIoLayer, Io) {
+    let path = std::env::var("SIO_PATH").unwrap_or_else(|_| "/socket.io/".to_owned());
+    let (layer, io) = Io::builder()
+        .path(path)
+        .cors(Cors::any_origin())
+        .parser(parser_from_env())
+        .build_layer();
+    io.ns("/", on_root);
+    io.ns(
+        "/private",
+        (|socket: SocketRef| {
+            let _ = socket.emit("welcome", &json!({ "id": socket.id().as_str() }));
+        })
+        .with(check_token),
+    );
+    io.dyn_ns("^/tenant-[a-z0-9]+$", |socket: SocketRef| {
+        let _ = socket.emit("welcome", &json!({ "nsp": socket.ns() }));
+    })
+    .expect("the tenant pattern is a valid regular expression");
+    (layer, io)
+}
+
+/// A `400` with a JSON body, for requests the routes cannot read.
+fn bad_request(message: impl std::fmt::Display) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": message.to_string() }))).into_response()
+}
+
+#[derive(Deserialize)]
+struct EmitRequest {
+    room: Option<String>,
+    event: String,
+    data: Value,
+}
+
+async fn emit(io: Io, body: Result<Json<EmitRequest>, JsonRejection>) -> Response {
+    let Json(request) = match body {
+        Ok(body) => body,
+        Err(rejection) => return bad_request(rejection.body_text()),
+    };
+    let result = match request.room {
+        Some(room) => io.to(room).emit(&request.event, &request.data),
+        None => io.emit(&request.event, &request.data),
+    };
+    match result {
+        Ok(()) => Json(json!({ "ok": true })).into_response(),
+        Err(err) => bad_request(err),
+    }
+}
+
+#[derive(Deserialize)]
+struct RoomQuery {
+    room: Option<String>,
+}
+
+async fn sockets(io: Io, Query(query): Query<RoomQuery>) -> Response {
+    let operator = match query.room {
+        Some(room) => io.to(room),
+        None => io.within(Vec::<String>::new()),
+    };
+    match operator.fetch_sockets().await {
+        Ok(sockets) => {
+            let mut ids: Vec<String> = sockets.iter().map(|s| s.id.to_string()).collect();
+            ids.sort();
+            Json(json!({ "ids": ids })).into_response()
+        }
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": err.to_string() })))
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct DisconnectRequest {
+    room: Option<String>,
+}
+
+async fn disconnect(io: Io, body: Result<Json<DisconnectRequest>, JsonRejection>) -> Response {
+    let Json(request) = match body {
+        Ok(body) => body,
+        Err(rejection) => return bad_request(rejection.body_text()),
+    };
+    let result = match request.room {
+        Some(room) => io.to(room).disconnect(),
+        None => io.disconnect_sockets(),
+    };
+    match result {
+        Ok(()) => Json(json!({ "ok": true })).into_response(),
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": err.to_string() })))
+            .into_response(),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    serve::init_tracing();
+    if std::env::var_os("REDIS_URL").is_some() {
+        exit_with("REDIS_URL is set, but the Redis adapter is not built yet; unset it to use the in-memory adapter");
+    }
+    if std::env::var("RECOVERY").is_ok_and(|v| v == "1") {
+        exit_with("RECOVERY=1 is set, but connection state recovery is not built yet");
+    }
+    let (layer, io) = socketio();
+    let app = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/emit", post(emit))
+        .route("/sockets", get(sockets))
+        .route("/disconnect", post(disconnect))
+        .layer(layer);
+    let listener = serve::bind("interop").await;
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        serve::shutdown_signal().await;
+        tracing::info!("shutting down");
+        io.close().await;
+    })
+    .await;
+    if let Err(err) = served {
+        eprintln!("interop: server error: {err}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,58 @@
+//! What every example server shares (included with `#[path]`): tracing setup, binding
+//! `127.0.0.1:$PORT` with the `listening on PORT` line, and the shutdown signal.
+
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// Logs to stderr at the level of `RUST_LOG` (default `info`).
+pub(crate) fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+}
+
+/// Binds `127.0.0.1:$PORT` (default 3000; `0` picks a free port) and prints
+/// `listening on PORT` with the real port. Exits with a message when it cannot.
+pub(crate) async fn bind(name: &str) -> TcpListener {
+    let port: u16 = match std::env::var("PORT") {
+        Ok(port) => port.parse().unwrap_or_else(|_| {
+            eprintln!("{name}: PORT must be a port number, got {port:?}");
+            std::process::exit(2);
+        }),
+        Err(_) => 3000,
+    };
+    let listener = match TcpListener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await
+    {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("{name}: cannot bind 127.0.0.1:{port}: {err}");
+            std::process::exit(1);
+        }
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
+    println!("listening on {port}");
+    tracing::info!(port, "{name} ready");
+    listener
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
