@@ -33,9 +33,10 @@ step "cargo test"
 cargo test --workspace --locked
 
 step "fuzz harness (bounded: ${FUZZ_CASES:=20000} cases per property)"
-PROPTEST_CASES="$FUZZ_CASES" cargo test --locked -p ferrio-protocol --test fuzz
+PROPTEST_CASES="$FUZZ_CASES" cargo test --locked -p ferrio-protocol --features msgpack --test fuzz
 PROPTEST_CASES=$((FUZZ_CASES / 20)) cargo test --locked -p ferrio-engine --test hostile
+PROPTEST_CASES=$((FUZZ_CASES / 100)) cargo test --locked -p ferrio --features msgpack --test hostile
 
 step "end-to-end tests with the official clients"
-cargo build --locked -p conformance
+cargo build --locked -p conformance -p interop
 node --test tests/e2e/

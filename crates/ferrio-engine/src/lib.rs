@@ -107,6 +107,3 @@ pub use utf8::Utf8Bytes;
 #[doc = include_str!("../../../docs/engine.md")]
 mod engine_guide {}
 
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-mod readme {}

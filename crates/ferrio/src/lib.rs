@@ -29,6 +29,44 @@
 //! }
 //! ```
 //!
+//! The same server, driven in memory over HTTP long-polling (what a client does on the wire):
+//!
+//! ```
+//! use axum::{Router, body::Body, http::Request};
+//! use ferrio::{Io, SocketRef};
+//! use http_body_util::BodyExt;
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let (layer, io) = Io::new_layer();
+//! io.ns("/", |socket: SocketRef| {
+//!     let _ = socket.emit("hello", "world");
+//! });
+//! let app = Router::new().layer(layer);
+//! let call = |method: &str, uri: &str, body: &'static str| {
+//!     let req = Request::builder().method(method).uri(uri).body(Body::from(body)).unwrap();
+//!     let app = app.clone();
+//!     async move {
+//!         let res = app.oneshot(req).await.unwrap();
+//!         String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+//!     }
+//! };
+//!
+//! // The Engine.IO handshake opens a session...
+//! let open = call("GET", "/socket.io/?EIO=4&transport=polling", "").await;
+//! let sid = &open[9..29]; // 0{"sid":"<20 characters>",...
+//! let uri = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+//! // ...the client joins `/`...
+//! assert_eq!(call("POST", &uri, "40").await, "ok");
+//! // ...and gets its socket id, then the event its connect handler emitted.
+//! let reply = call("GET", &uri, "").await;
+//! let packets: Vec<&str> = reply.split('\x1e').collect();
+//! assert!(packets[0].starts_with(r#"40{"sid":""#));
+//! assert_eq!(packets[1], r#"42["hello","world"]"#);
+//! # }
+//! ```
+//!
 //! # Handlers
 //! Connect, event and disconnect handlers are functions (async or not) whose arguments are
 //! extractors, as in axum: [`SocketRef`], [`Data`], [`TryData`], [`Args`], [`Payload`],
@@ -79,3 +117,20 @@ pub use operators::BroadcastOperator;
 pub use parser::Parser;
 pub use payload::{Arg, Payload, PayloadError};
 pub use socket::SocketRef;
+
+// The code of the README and the guides compiles as part of the test suite.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/getting-started.md")]
+mod getting_started {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/axum.md")]
+mod axum_guide {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/emitting-from-http.md")]
+mod emitting_from_http {}

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use ferrio_engine::Sid;
 use crate::adapter::{Adapter, AdapterContext};
 use crate::handler::{Guarded, run};
 use crate::io::{Server, Shared};
-use crate::operators::BroadcastOperator;
+use crate::operators::{BroadcastOperator, operator_entry_points};
 use crate::parser::Parser;
 use crate::socket::{SocketInner, SocketRef};
 
@@ -25,6 +25,8 @@ pub(crate) struct Namespace {
     pub(crate) adapter: Arc<dyn Adapter>,
     /// Ack ids, shared by the namespace's sockets so one broadcast can use one id for all.
     ack_ids: AtomicU64,
+    /// Sockets whose connect middlewares are still running.
+    connecting: AtomicUsize,
     /// Created for a dynamic namespace: removed again when its last socket leaves.
     pub(crate) dynamic: bool,
 }
@@ -48,6 +50,7 @@ impl Namespace {
                 sockets: RwLock::default(),
                 adapter,
                 ack_ids: AtomicU64::new(0),
+                connecting: AtomicUsize::new(0),
                 dynamic,
             }
         })
@@ -110,8 +113,9 @@ impl Namespace {
         }
     }
 
+    /// No socket connected, and none connecting.
     pub(crate) fn is_empty(&self) -> bool {
-        self.sockets().is_empty()
+        self.sockets().is_empty() && self.connecting.load(Ordering::Acquire) == 0
     }
 
     /// Runs the connect middlewares for a new socket, then admits it or refuses it.
@@ -126,15 +130,18 @@ impl Namespace {
         let setup = self.setup.read().unwrap_or_else(|e| e.into_inner()).clone();
         let ns = self.clone();
         let socket = SocketRef(socket);
+        self.connecting.fetch_add(1, Ordering::AcqRel);
         run(async move {
             for middleware in &setup.middlewares {
                 if let Err(refusal) = middleware(&socket).await {
+                    ns.connecting.fetch_sub(1, Ordering::AcqRel);
                     refuse(refusal);
                     return;
                 }
             }
             socket.0.mark_connected();
             ns.sockets_mut().insert(socket.id(), socket.clone());
+            ns.connecting.fetch_sub(1, Ordering::AcqRel);
             if !admit(&socket) {
                 socket.close_with(crate::DisconnectReason::TransportClose);
                 return;
@@ -181,10 +188,11 @@ impl NamespaceRef {
         self.0.get_socket(sid)
     }
 
-    /// Broadcasts from this namespace (see [`BroadcastOperator`]).
-    pub fn broadcast(&self) -> BroadcastOperator {
+    fn operator(&self) -> BroadcastOperator {
         self.0.operator()
     }
+
+    operator_entry_points!();
 }
 
 impl fmt::Debug for NamespaceRef {
