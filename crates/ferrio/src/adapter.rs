@@ -18,6 +18,7 @@ use crate::ack::BroadcastAckFuture;
 use crate::error::EmitError;
 use crate::namespace::Namespace;
 use crate::parser::Encoded;
+use crate::payload::Payload;
 use crate::socket::SocketRef;
 
 /// A room name.
@@ -219,6 +220,52 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// Every room with at least one socket, on every server.
     fn rooms(&self) -> BoxFuture<'static, Result<Vec<Room>, AdapterError>>;
+
+    /// Sends an event to the other servers of the cluster (not to clients). Alone, there is
+    /// nobody to tell: the default does nothing.
+    fn server_side_emit(&self, event: &str, args: &Payload) -> Result<(), AdapterError> {
+        let _ = (event, args);
+        Ok(())
+    }
+
+    /// Keeps the state of a socket lost for a recoverable reason, for connection state
+    /// recovery. The default keeps nothing.
+    fn persist_session(&self, session: SessionState) {
+        let _ = session;
+    }
+
+    /// The state kept for private id `pid`, and the packets the socket missed since
+    /// `offset`, if the session can be recovered. The default recovers nothing.
+    fn restore_session(
+        &self,
+        pid: &str,
+        offset: &str,
+    ) -> BoxFuture<'static, Result<Option<RestoredSession>, AdapterError>> {
+        let _ = (pid, offset);
+        Box::pin(std::future::ready(Ok(None)))
+    }
+}
+
+/// What connection state recovery keeps of a socket that was lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionState {
+    /// The socket's id, given back on recovery.
+    pub sid: Sid,
+    /// The private id the client presents to recover.
+    pub pid: String,
+    /// Its rooms, its own excluded.
+    pub rooms: Vec<Room>,
+}
+
+/// A recovered session and the packets its socket missed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RestoredSession {
+    /// The state that was kept.
+    pub state: SessionState,
+    /// The missed packets, oldest first.
+    pub missed: Vec<BroadcastPacket>,
 }
 
 /// The in-memory adapter: rooms in this process, broadcasts to this server's sockets.

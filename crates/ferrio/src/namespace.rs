@@ -192,6 +192,18 @@ impl NamespaceRef {
         self.0.operator()
     }
 
+    /// Sends an event with the elements of `args` as arguments to the other servers of the
+    /// cluster (through the adapter; nothing happens on a single server).
+    pub fn server_side_emit<A: serde::Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &A,
+    ) -> Result<(), crate::adapter::AdapterError> {
+        let args = crate::Payload::from_args(args)
+            .map_err(|e| crate::adapter::AdapterError(e.to_string()))?;
+        self.0.adapter.server_side_emit(event, &args)
+    }
+
     operator_entry_points!();
 }
 
