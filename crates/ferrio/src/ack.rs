@@ -130,7 +130,9 @@ impl BroadcastAckFuture {
     pub(crate) fn new(futures: Vec<(Sid, AckFuture)>) -> Self {
         Self {
             inner: futures_util::future::join_all(
-                futures.into_iter().map(|(sid, future)| Tagged { sid, future }),
+                futures
+                    .into_iter()
+                    .map(|(sid, future)| Tagged { sid, future }),
             ),
         }
     }

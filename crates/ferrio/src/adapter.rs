@@ -196,7 +196,11 @@ pub trait Adapter: Send + Sync + 'static {
     fn local_sockets(&self, opts: &BroadcastOptions) -> Vec<Sid>;
 
     /// Sends the packet to every socket `opts` targets.
-    fn broadcast(&self, packet: BroadcastPacket, opts: BroadcastOptions) -> Result<(), AdapterError>;
+    fn broadcast(
+        &self,
+        packet: BroadcastPacket,
+        opts: BroadcastOptions,
+    ) -> Result<(), AdapterError>;
 
     /// Sends an event (encoded with ack id `id`) to every targeted socket and collects their
     /// acknowledgements within `timeout`. `encode` builds the packet for a given ack id.
@@ -208,7 +212,10 @@ pub trait Adapter: Send + Sync + 'static {
     ) -> Result<BroadcastAckFuture, EmitError>;
 
     /// The sockets `opts` targets, on every server.
-    fn fetch_sockets(&self, opts: BroadcastOptions) -> BoxFuture<'static, Result<Vec<RemoteSocket>, AdapterError>>;
+    fn fetch_sockets(
+        &self,
+        opts: BroadcastOptions,
+    ) -> BoxFuture<'static, Result<Vec<RemoteSocket>, AdapterError>>;
 
     /// Makes the targeted sockets join `rooms`, on every server.
     fn add_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> Result<(), AdapterError>;
@@ -328,7 +335,12 @@ impl LocalAdapter {
             let mut out = Vec::new();
             for room in &opts.rooms {
                 let own = Sid::parse(room).filter(|sid| sockets.contains_key(sid));
-                let members = index.rooms.get(room).into_iter().flatten().chain(own.as_ref());
+                let members = index
+                    .rooms
+                    .get(room)
+                    .into_iter()
+                    .flatten()
+                    .chain(own.as_ref());
                 for sid in members {
                     if !excluded(sid) && seen.insert(*sid) {
                         if let Some(socket) = sockets.get(sid) {
@@ -444,7 +456,11 @@ impl Adapter for LocalAdapter {
         self.sockets_of(opts).iter().map(SocketRef::id).collect()
     }
 
-    fn broadcast(&self, packet: BroadcastPacket, opts: BroadcastOptions) -> Result<(), AdapterError> {
+    fn broadcast(
+        &self,
+        packet: BroadcastPacket,
+        opts: BroadcastOptions,
+    ) -> Result<(), AdapterError> {
         self.broadcast_local(&packet, &opts);
         Ok(())
     }
@@ -458,7 +474,10 @@ impl Adapter for LocalAdapter {
         self.broadcast_with_ack_local(encode, &opts, timeout)
     }
 
-    fn fetch_sockets(&self, opts: BroadcastOptions) -> BoxFuture<'static, Result<Vec<RemoteSocket>, AdapterError>> {
+    fn fetch_sockets(
+        &self,
+        opts: BroadcastOptions,
+    ) -> BoxFuture<'static, Result<Vec<RemoteSocket>, AdapterError>> {
         let sockets = self
             .sockets_of(&opts)
             .into_iter()
@@ -503,4 +522,3 @@ impl Adapter for LocalAdapter {
         Box::pin(std::future::ready(Ok(rooms)))
     }
 }
-

@@ -184,7 +184,10 @@ impl EngineHandler for SocketIoHandler {
             if state.closed {
                 return;
             }
-            self.server.shared.parser.decode(message, &mut state.pending)
+            self.server
+                .shared
+                .parser
+                .decode(message, &mut state.pending)
         };
         match decoded {
             Ok(Some(packet)) => self.handle(engine, client, packet),

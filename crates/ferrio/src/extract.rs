@@ -223,7 +223,10 @@ impl<T: Clone + Send + Sync + 'static> FromEventParts for State<T> {
 
 impl<T: Clone + Send + Sync + 'static> FromDisconnectParts for State<T> {
     type Rejection = MissingState;
-    fn from_disconnect_parts(socket: &SocketRef, _: DisconnectReason) -> Result<Self, MissingState> {
+    fn from_disconnect_parts(
+        socket: &SocketRef,
+        _: DisconnectReason,
+    ) -> Result<Self, MissingState> {
         state(socket)
     }
 }

@@ -148,9 +148,7 @@ pub(crate) fn boxed_connect<H: ConnectHandler<M>, M: 'static>(handler: H) -> Box
 pub(crate) fn boxed_event<H: EventHandler<M>, M: 'static>(handler: H) -> BoxedEvent {
     Arc::new(move |parts| handler.call(parts))
 }
-pub(crate) fn boxed_disconnect<H: DisconnectHandler<M>, M: 'static>(
-    handler: H,
-) -> BoxedDisconnect {
+pub(crate) fn boxed_disconnect<H: DisconnectHandler<M>, M: 'static>(handler: H) -> BoxedDisconnect {
     Arc::new(move |socket, reason| handler.call(socket, reason))
 }
 pub(crate) fn boxed_middleware<W: ConnectMiddleware<M>, M: 'static>(
@@ -352,7 +350,7 @@ macro_rules! impl_handlers {
             }
         }
 
-        #[allow(non_snake_case, unused_variables, unused_mut)]
+        #[allow(non_snake_case, unused_variables, unused_mut, unused_labels)]
         impl<F, E, $($ty,)*> ConnectMiddleware<(Blocking, E, $($ty,)*)> for F
         where
             F: Fn($($ty,)*) -> Result<(), E> + Send + Sync + 'static,
@@ -360,11 +358,13 @@ macro_rules! impl_handlers {
             $($ty: FromConnectParts + Send + 'static,)*
         {
             fn call(&self, socket: &SocketRef) -> Verdict {
-                let verdict = (|| {
-                    $(let $ty = $ty::from_connect_parts(socket)
-                        .map_err(|e| ConnectRefusal::new(e.to_string()))?;)*
+                let verdict = 'verdict: {
+                    $(let $ty = match $ty::from_connect_parts(socket) {
+                        Ok(value) => value,
+                        Err(e) => break 'verdict Err(ConnectRefusal::new(e.to_string())),
+                    };)*
                     (self)($($ty,)*).map_err(Into::into)
-                })();
+                };
                 Box::pin(std::future::ready(verdict))
             }
         }

@@ -158,7 +158,10 @@ impl Io {
         P: Fn(&str) -> bool + Send + Sync + 'static,
         H: IntoNamespaceHandler<M>,
     {
-        self.add_dynamic(Matcher::Predicate(Arc::new(predicate)), handler.into_guarded());
+        self.add_dynamic(
+            Matcher::Predicate(Arc::new(predicate)),
+            handler.into_guarded(),
+        );
     }
 
     fn add_dynamic(&self, matcher: Matcher, setup: Guarded) {
@@ -172,7 +175,11 @@ impl Io {
     /// The namespace `name`, if it exists now.
     pub fn of(&self, name: impl AsRef<str>) -> Option<NamespaceRef> {
         let name = normalize(name.as_ref());
-        self.0.namespaces().get(name.as_str()).cloned().map(NamespaceRef)
+        self.0
+            .namespaces()
+            .get(name.as_str())
+            .cloned()
+            .map(NamespaceRef)
     }
 
     /// The names of the namespaces that exist now.

@@ -155,10 +155,24 @@ impl Parser {
 /// A packet received from a client, whatever the parser.
 #[derive(Debug)]
 pub(crate) enum Incoming {
-    Connect { nsp: String, auth: Option<Payload> },
-    Disconnect { nsp: String },
-    Event { nsp: String, id: Option<u64>, event: String, args: Payload },
-    Ack { nsp: String, id: u64, args: Payload },
+    Connect {
+        nsp: String,
+        auth: Option<Payload>,
+    },
+    Disconnect {
+        nsp: String,
+    },
+    Event {
+        nsp: String,
+        id: Option<u64>,
+        event: String,
+        args: Payload,
+    },
+    Ack {
+        nsp: String,
+        id: u64,
+        args: Payload,
+    },
 }
 
 /// A binary packet of the JSON parser waiting for its attachments.

@@ -80,7 +80,9 @@ impl Payload {
         match rmpv::ext::to_value(args).map_err(PayloadError::new)? {
             rmpv::Value::Array(values) => Ok(Self::values(values)),
             rmpv::Value::Nil => Ok(Self::values(Vec::new())),
-            _ => Err(PayloadError::new("the arguments must serialize as a sequence")),
+            _ => Err(PayloadError::new(
+                "the arguments must serialize as a sequence",
+            )),
         }
     }
 
@@ -169,9 +171,7 @@ impl Payload {
                 args,
                 attachments,
             } => {
-                let raw = args
-                    .get(index)
-                    .map_or("null", |range| &text[range.clone()]);
+                let raw = args.get(index).map_or("null", |range| &text[range.clone()]);
                 if attachments.is_empty() {
                     serde_json::from_str(raw).map_err(PayloadError::new)
                 } else {
@@ -279,9 +279,15 @@ mod tests {
     #[test]
     fn deserialize_reads_all_arguments() {
         let p = json(r#"["e","a",2]"#, &[5..8, 9..10]);
-        assert_eq!(p.deserialize::<(String, u8)>().unwrap(), ("a".to_owned(), 2));
+        assert_eq!(
+            p.deserialize::<(String, u8)>().unwrap(),
+            ("a".to_owned(), 2)
+        );
         let v = Payload::from_args(&("a", 2)).unwrap();
-        assert_eq!(v.deserialize::<(String, u8)>().unwrap(), ("a".to_owned(), 2));
+        assert_eq!(
+            v.deserialize::<(String, u8)>().unwrap(),
+            ("a".to_owned(), 2)
+        );
     }
 
     #[test]
@@ -297,7 +303,7 @@ mod tests {
         let text = r#"["e",{"b":{"_placeholder":true,"num":0}}]"#;
         let p = Payload::json(
             Utf8Bytes::from_static(text),
-            vec![5..text.len() - 1],
+            std::iter::once(5..text.len() - 1).collect(),
             vec![Bytes::from_static(b"\x01\x02")],
         );
         #[derive(serde::Deserialize)]

@@ -185,12 +185,11 @@ impl SocketRef {
         F: Fn(&SocketRef, &str, &Payload) -> Result<(), E> + Send + Sync + 'static,
         E: fmt::Display,
     {
-        self.0
-            .listeners()
-            .middlewares
-            .push(Arc::new(move |s: &SocketRef, e: &str, p: &Payload| {
+        self.0.listeners().middlewares.push(Arc::new(
+            move |s: &SocketRef, e: &str, p: &Payload| {
                 middleware(s, e, p).map_err(|e| e.to_string())
-            }));
+            },
+        ));
     }
 
     /// Emits `event` with one argument to this socket's client.
@@ -241,7 +240,11 @@ impl SocketRef {
         }
     }
 
-    pub(crate) fn send_ack<A: Serialize + ?Sized>(&self, id: u64, args: &A) -> Result<(), EmitError> {
+    pub(crate) fn send_ack<A: Serialize + ?Sized>(
+        &self,
+        id: u64,
+        args: &A,
+    ) -> Result<(), EmitError> {
         let packet = self.0.ns.parser().ack(self.ns(), id, args)?;
         Ok(packet.send(&self.0.engine)?)
     }
@@ -339,7 +342,12 @@ impl SocketRef {
     /// (and the client's other namespaces) stay.
     pub fn disconnect(&self) {
         if self.connected() {
-            let _ = self.0.ns.parser().disconnect(self.ns()).send(&self.0.engine);
+            let _ = self
+                .0
+                .ns
+                .parser()
+                .disconnect(self.ns())
+                .send(&self.0.engine);
             self.close_with(DisconnectReason::ServerNamespaceDisconnect);
         }
     }
