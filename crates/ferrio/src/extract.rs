@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use crate::ack::AckSender;
 use crate::error::DisconnectReason;
 use crate::handler::{FromConnectParts, FromDisconnectParts, FromEventParts, log_error};
+use crate::io::Io;
 use crate::payload::{Payload, PayloadError};
 use crate::socket::SocketRef;
 
@@ -44,9 +45,10 @@ impl EventParts {
         &self.args
     }
 
-    /// Takes the ack sender (it can be taken once).
-    pub fn take_ack(&mut self) -> AckSender {
-        AckSender::new(self.socket.clone(), self.ack.take())
+    /// The sender of the client's acknowledgement. A handler answers at most once (sending
+    /// consumes the sender); if a later extractor refuses the event, the refusal answers it.
+    pub fn ack_sender(&self) -> AckSender {
+        AckSender::new(self.socket.clone(), self.ack)
     }
 
     /// An extractor refused the event: answer the client's ack with the error, or log it.
@@ -164,7 +166,7 @@ impl FromEventParts for Payload {
 impl FromEventParts for AckSender {
     type Rejection = Infallible;
     fn from_event_parts(parts: &mut EventParts) -> Result<Self, Infallible> {
-        Ok(parts.take_ack())
+        Ok(parts.ack_sender())
     }
 }
 
@@ -284,5 +286,42 @@ impl<T: FromEventParts> FromEventParts for Option<T> {
     type Rejection = Infallible;
     fn from_event_parts(parts: &mut EventParts) -> Result<Self, Infallible> {
         Ok(T::from_event_parts(parts).ok())
+    }
+}
+
+/// The server has been dropped (only possible while it shuts down).
+#[derive(Debug)]
+pub struct ServerGone;
+
+impl fmt::Display for ServerGone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the Socket.IO server is gone")
+    }
+}
+
+impl std::error::Error for ServerGone {}
+
+fn io(socket: &SocketRef) -> Result<Io, ServerGone> {
+    socket.0.ns.server.upgrade().map(Io).ok_or(ServerGone)
+}
+
+impl FromConnectParts for Io {
+    type Rejection = ServerGone;
+    fn from_connect_parts(socket: &SocketRef) -> Result<Self, ServerGone> {
+        io(socket)
+    }
+}
+
+impl FromEventParts for Io {
+    type Rejection = ServerGone;
+    fn from_event_parts(parts: &mut EventParts) -> Result<Self, ServerGone> {
+        io(&parts.socket)
+    }
+}
+
+impl FromDisconnectParts for Io {
+    type Rejection = ServerGone;
+    fn from_disconnect_parts(socket: &SocketRef, _: DisconnectReason) -> Result<Self, ServerGone> {
+        io(socket)
     }
 }

@@ -70,7 +70,7 @@
 //! # Handlers
 //! Connect, event and disconnect handlers are functions (async or not) whose arguments are
 //! extractors, as in axum: [`SocketRef`], [`Data`], [`TryData`], [`Args`], [`Payload`],
-//! [`AckSender`], [`Event`], [`State`], [`Extension`], [`DisconnectReason`]. A handler
+//! [`AckSender`], [`Event`], [`State`], [`Extension`], [`Io`], [`DisconnectReason`]. A handler
 //! that returns `Result<(), E>` has its errors logged with the namespace, socket and event.
 //! A handler runs on the connection's task until it first waits, so what it emits before
 //! an `.await` keeps the order of the client's packets; only then is it spawned.
@@ -106,7 +106,8 @@ pub use adapter::{IntoRooms, Room};
 pub use axum::MissingIo;
 pub use error::{AckError, ConnectRefusal, DisconnectReason, EmitError};
 pub use extract::{
-    Args, Data, Event, EventParts, Extension, MissingExtension, MissingState, State, TryData,
+    Args, Data, Event, EventParts, Extension, MissingExtension, MissingState, ServerGone, State,
+    TryData,
 };
 pub use ferrio_engine::{Cors, EngineIoConfig, Handshake, ResponseFuture, Sid, Transport};
 pub use handler::ConnectHandler;

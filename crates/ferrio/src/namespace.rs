@@ -19,7 +19,7 @@ use crate::socket::{SocketInner, SocketRef};
 pub(crate) struct Namespace {
     pub(crate) name: Arc<str>,
     pub(crate) shared: Arc<Shared>,
-    server: Weak<Server>,
+    pub(crate) server: Weak<Server>,
     setup: RwLock<Guarded>,
     sockets: RwLock<HashMap<Sid, SocketRef>>,
     pub(crate) adapter: Arc<dyn Adapter>,
@@ -134,6 +134,7 @@ impl Namespace {
         run(async move {
             for middleware in &setup.middlewares {
                 if let Err(refusal) = middleware(&socket).await {
+                    socket.0.refused();
                     ns.connecting.fetch_sub(1, Ordering::AcqRel);
                     refuse(refusal);
                     return;

@@ -102,11 +102,20 @@ impl BroadcastOperator {
         event: &str,
         data: &T,
     ) -> Result<BroadcastAckFuture, EmitError> {
+        self.emit_args_with_ack(event, &(data,))
+    }
+
+    /// Like [`emit_with_ack`](Self::emit_with_ack), with the elements of `args` as arguments.
+    pub fn emit_args_with_ack<A: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &A,
+    ) -> Result<BroadcastAckFuture, EmitError> {
         let ns = &self.ns;
         let encode = |id: u64| -> Result<BroadcastPacket, EmitError> {
             Ok(BroadcastPacket {
                 event: event.to_owned(),
-                encoded: ns.parser().event(&ns.name, Some(id), event, &(data,))?,
+                encoded: ns.parser().event(&ns.name, Some(id), event, args)?,
             })
         };
         ns.adapter

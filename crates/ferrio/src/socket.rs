@@ -43,6 +43,8 @@ pub(crate) struct SocketInner {
     pub(crate) engine: EngineSocket,
     pub(crate) auth: Payload,
     connected: AtomicBool,
+    /// Set once the socket has left (or was refused): it never comes back.
+    gone: AtomicBool,
     listeners: Mutex<Listeners>,
     acks: Mutex<HashMap<u64, oneshot::Sender<AckResult>>>,
     extensions: RwLock<http::Extensions>,
@@ -56,6 +58,7 @@ impl SocketInner {
             engine,
             auth,
             connected: AtomicBool::new(false),
+            gone: AtomicBool::new(false),
             listeners: Mutex::default(),
             acks: Mutex::default(),
             extensions: RwLock::default(),
@@ -77,6 +80,12 @@ impl SocketInner {
 
     pub(crate) fn mark_connected(&self) {
         self.connected.store(true, Ordering::Release);
+    }
+
+    /// A refused socket: forget the rooms its middlewares may have joined.
+    pub(crate) fn refused(&self) {
+        self.gone.store(true, Ordering::Release);
+        self.ns.adapter.del_all(self.id);
     }
 
     /// Registers a waiter for the ack `id`, unless the socket is already gone.
@@ -200,6 +209,9 @@ impl SocketRef {
     /// Emits `event` with the elements of `args` (a tuple, a `Vec`, a [`Payload`]...) as
     /// arguments.
     pub fn emit_args<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<(), EmitError> {
+        if !self.connected() {
+            return Err(EmitError::Closed);
+        }
         let packet = self.0.ns.parser().event(self.ns(), None, event, args)?;
         self.notify_outgoing(event, args);
         Ok(packet.send(&self.0.engine)?)
@@ -286,9 +298,10 @@ impl SocketRef {
             .volatile()
     }
 
-    /// Joins `rooms`.
+    /// Joins `rooms`. Works from a connect middleware too (the rooms are dropped if the
+    /// socket is refused); does nothing once the socket has left.
     pub fn join(&self, rooms: impl IntoRooms) {
-        if self.connected() {
+        if !self.0.gone.load(Ordering::Acquire) {
             self.0.ns.adapter.add_all(self.id(), &rooms.into_rooms());
         }
     }
@@ -305,8 +318,11 @@ impl SocketRef {
         self.0.ns.adapter.del_all(self.id());
     }
 
-    /// The rooms the socket is in, its own included.
+    /// The rooms the socket is in, its own included; none once it has left.
     pub fn rooms(&self) -> Vec<Room> {
+        if self.0.gone.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         self.0.ns.adapter.socket_rooms(self.id())
     }
 
@@ -368,6 +384,7 @@ impl SocketRef {
         if let Some(hook) = disconnecting {
             hook(self.clone(), reason);
         }
+        self.0.gone.store(true, Ordering::Release);
         // Dropping the senders fails every pending ack at once.
         drop(std::mem::take(&mut *self.0.acks()));
         crate::client::forget_socket(&self.0.engine, self.ns());

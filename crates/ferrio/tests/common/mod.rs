@@ -162,7 +162,11 @@ impl Client {
     /// Joins a namespace (`"/"` or `"/name"`) with an optional auth object and returns the
     /// socket id from the CONNECT reply.
     pub async fn join(&mut self, nsp: &str, auth: Option<&str>) -> String {
-        let prefix = if nsp == "/" { String::new() } else { format!("{nsp},") };
+        let prefix = if nsp == "/" {
+            String::new()
+        } else {
+            format!("{nsp},")
+        };
         self.send(&format!("0{prefix}{}", auth.unwrap_or(""))).await;
         let reply = self.text().await;
         let body = reply
@@ -170,5 +174,162 @@ impl Client {
             .unwrap_or_else(|| panic!("not a CONNECT reply for {nsp}: {reply}"));
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         json["sid"].as_str().unwrap().to_owned()
+    }
+}
+
+// ---- Helpers for handlers.rs, rooms.rs, acks.rs, lifecycle.rs and axum.rs ----
+
+/// The next value a handler sent on `rx`; panics after [`WAIT`] or if every sender is gone.
+pub async fn recv<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> T {
+    match tokio::time::timeout(WAIT, rx.recv()).await {
+        Ok(Some(value)) => value,
+        Ok(None) => panic!("every sender of the channel is gone"),
+        Err(_) => panic!("nothing sent on the channel within {WAIT:?}"),
+    }
+}
+
+/// Asserts that nothing is sent on `rx` for [`QUIET`].
+pub async fn assert_no_recv<T: std::fmt::Debug>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) {
+    if let Ok(Some(value)) = tokio::time::timeout(QUIET, rx.recv()).await {
+        panic!("expected nothing on the channel, got {value:?}");
+    }
+}
+
+/// A server whose `/` namespace hands every socket that joins to the test (after `setup`
+/// ran, so `setup` may register other namespaces or replace nothing on `/`).
+pub async fn socket_server(
+    builder: IoBuilder,
+    setup: impl FnOnce(&Io),
+) -> (
+    SocketAddr,
+    Io,
+    tokio::sync::mpsc::UnboundedReceiver<ferrio::SocketRef>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (addr, io) = server(builder, |io| {
+        io.ns("/", move |socket: ferrio::SocketRef| {
+            let _ = tx.send(socket);
+        });
+        setup(io);
+    })
+    .await;
+    (addr, io, rx)
+}
+
+/// Connects a client, joins `/` and returns it with its server-side socket (from a
+/// [`socket_server`]'s receiver).
+pub async fn join_root(
+    addr: SocketAddr,
+    sockets: &mut tokio::sync::mpsc::UnboundedReceiver<ferrio::SocketRef>,
+) -> (Client, ferrio::SocketRef) {
+    let mut client = Client::connect(addr).await;
+    let id = client.join("/", None).await;
+    let socket = recv(sockets).await;
+    assert_eq!(socket.id().as_str(), id, "sockets joined out of order");
+    (client, socket)
+}
+
+impl Client {
+    /// Opens a WebSocket connection at `path` with extra query parameters (`a=1&b=2`) and
+    /// request headers.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        path: &str,
+        query: &str,
+        headers: &[(&'static str, &str)],
+    ) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("ws://{addr}{path}?EIO=4&transport=websocket&{query}");
+        let mut request = url.into_client_request().unwrap();
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .insert(*name, http::HeaderValue::from_str(value).unwrap());
+        }
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let open = match tokio::time::timeout(WAIT, ws.next()).await {
+            Ok(Some(Ok(WsMessage::Text(text)))) => text.to_string(),
+            other => panic!("no Engine.IO handshake: {other:?}"),
+        };
+        let json: serde_json::Value = serde_json::from_str(&open[1..]).unwrap();
+        let sid = json["sid"].as_str().unwrap().to_owned();
+        Self { ws, sid }
+    }
+
+    /// Closes the WebSocket with a close frame, as a browser tab going away does.
+    pub async fn close(&mut self) {
+        self.ws.close(None).await.unwrap();
+    }
+
+    /// The next raw WebSocket message as text (binary as `<binary n bytes>`), within `wait`,
+    /// without answering pings: `None` if nothing came, `Some(None)` once closed.
+    pub async fn next_raw(&mut self, wait: Duration) -> Option<Option<String>> {
+        match tokio::time::timeout(wait, self.ws.next()).await {
+            Err(_) => None,
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(WsMessage::Close(_)))) => Some(None),
+            Ok(Some(Ok(WsMessage::Text(text)))) => Some(Some(text.to_string())),
+            Ok(Some(Ok(WsMessage::Binary(data)))) => {
+                Some(Some(format!("<binary {} bytes>", data.len())))
+            }
+            Ok(Some(Ok(other))) => Some(Some(format!("{other:?}"))),
+        }
+    }
+}
+
+// ---- Helpers for protocol.rs, violations.rs, hostile.rs and msgpack.rs ----
+
+pub mod polling;
+
+/// Waits until `condition` holds, checking every few milliseconds; panics after [`WAIT`],
+/// naming `what`. For state that changes without a message to wait for (counts, maps).
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {WAIT:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+impl Client {
+    /// Sends a Socket.IO text packet; `false` instead of a panic when the connection is
+    /// gone (for hostile input, after which the server may close at any time).
+    pub async fn try_send(&mut self, packet: &str) -> bool {
+        self.ws
+            .send(WsMessage::text(format!("4{packet}")))
+            .await
+            .is_ok()
+    }
+
+    /// Sends a binary message; `false` when the connection is gone.
+    pub async fn try_send_binary(&mut self, data: &[u8]) -> bool {
+        self.ws.send(WsMessage::binary(data.to_vec())).await.is_ok()
+    }
+
+    /// Turns Nagle's algorithm off on this connection, so a burst of small frames is not
+    /// held back waiting for the server's delayed ACK (40 ms a time).
+    pub fn set_nodelay(&self) {
+        if let MaybeTlsStream::Plain(tcp) = self.ws.get_ref() {
+            tcp.set_nodelay(true).unwrap();
+        }
+    }
+}
+
+// ---- More helpers for lifecycle.rs ----
+
+impl Client {
+    /// Sends an Engine.IO packet as is (no `4` added): `1` (close), `3` (pong)...
+    pub async fn send_engine(&mut self, packet: &str) {
+        self.ws
+            .send(WsMessage::text(packet.to_owned()))
+            .await
+            .unwrap();
+    }
+
+    /// Drops the TCP connection without a WebSocket close frame, as a crashed client does.
+    pub fn drop_connection(self) {
+        drop(self.ws);
     }
 }
