@@ -156,6 +156,16 @@ impl SocketIoHandler {
 impl EngineHandler for SocketIoHandler {
     fn on_open(&self, engine: &EngineSocket) {
         let client = Client::default();
+        if self
+            .server
+            .closing
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            client.state().close_reason = Some(DisconnectReason::ServerShuttingDown);
+            let _ = engine.attach(client);
+            engine.close();
+            return;
+        }
         let timeout = self.server.shared.connect_timeout;
         let timed = engine.clone();
         let timer = tokio::spawn(async move {

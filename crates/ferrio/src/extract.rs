@@ -106,9 +106,11 @@ impl FromDisconnectParts for DisconnectReason {
     }
 }
 
-/// Typed data: in an event handler the first argument, in a connect handler the `auth`
-/// payload. When it does not deserialize, the client's ack gets `{"error": "..."}` (or the
-/// event is logged and skipped).
+/// Typed data: in an event handler the first argument, in a connect handler or middleware
+/// the `auth` payload. When it does not deserialize, the client's ack gets
+/// `{"error": "..."}` (or the event is logged and skipped); in a connect middleware the
+/// connection is refused with the error. A connect *handler* runs once the socket is admitted,
+/// so validate `auth` in a middleware ([`ConnectHandler::with`](crate::ConnectHandler::with)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Data<T>(pub T);
 

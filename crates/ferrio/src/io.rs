@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -52,6 +53,8 @@ pub(crate) struct Server {
     namespaces: RwLock<HashMap<Arc<str>, Arc<Namespace>>>,
     dynamic: RwLock<Vec<Dynamic>>,
     engine: OnceLock<EngineIo>,
+    /// Set by [`Io::close`]: connections that open afterwards are closed at once.
+    pub(crate) closing: AtomicBool,
 }
 
 impl Server {
@@ -199,8 +202,10 @@ impl Io {
     }
 
     /// Shuts down: every connection closes, each socket leaving with "server shutting down"
-    /// and its pending acks failing.
+    /// and its pending acks failing; connections that open afterwards are closed at once.
+    /// Call it from your HTTP server's graceful shutdown.
     pub async fn close(&self) {
+        self.0.closing.store(true, Ordering::Release);
         let Some(engine) = self.0.engine.get() else {
             return;
         };
@@ -355,6 +360,7 @@ impl IoBuilder {
                 namespaces: RwLock::new(HashMap::from([(root.name.clone(), root)])),
                 dynamic: RwLock::default(),
                 engine: OnceLock::new(),
+                closing: AtomicBool::new(false),
             }
         });
         let layer = EngineIoLayer::new(

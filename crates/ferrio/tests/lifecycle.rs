@@ -229,6 +229,10 @@ async fn io_close_closes_every_connection_and_fails_pending_acks() {
         io.engine().unwrap().is_empty()
     })
     .await;
+
+    // A connection that opens after the shutdown began is closed at once.
+    let mut late = Client::connect(addr).await;
+    late.assert_closed().await;
 }
 
 #[tokio::test]
