@@ -22,6 +22,9 @@ async fn unknown_namespace_is_refused_and_the_connection_kept() {
     let (addr, _io) = server(Io::builder(), |_| {}).await;
     let mut client = Client::connect(addr).await;
     client.send("0/nope,").await;
-    assert_eq!(client.text().await, r#"4/nope,{"message":"Invalid namespace"}"#);
+    assert_eq!(
+        client.text().await,
+        r#"4/nope,{"message":"Invalid namespace"}"#
+    );
     client.join("/", None).await;
 }
