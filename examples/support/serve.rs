@@ -1,7 +1,8 @@
 //! What every example server shares (included with `#[path]`): tracing setup, binding
 //! `127.0.0.1:$PORT` with the `listening on PORT` line, and the shutdown signal.
 
-use tokio::net::TcpListener;
+use axum::serve::{ListenerExt, TapIo};
+use tokio::net::{TcpListener, TcpStream};
 use tracing_subscriber::EnvFilter;
 
 /// Logs to stderr at the level of `RUST_LOG` (default `info`).
@@ -16,7 +17,9 @@ pub(crate) fn init_tracing() {
 
 /// Binds `127.0.0.1:$PORT` (default 3000; `0` picks a free port) and prints
 /// `listening on PORT` with the real port. Exits with a message when it cannot.
-pub(crate) async fn bind(name: &str) -> TcpListener {
+/// Accepted connections have Nagle's algorithm off: small realtime packets leave at once
+/// instead of waiting up to 40 ms for an acknowledgement of the previous ones.
+pub(crate) async fn bind(name: &str) -> TapIo<TcpListener, fn(&mut TcpStream)> {
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port.parse().unwrap_or_else(|_| {
             eprintln!("{name}: PORT must be a port number, got {port:?}");
@@ -35,7 +38,13 @@ pub(crate) async fn bind(name: &str) -> TcpListener {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
     println!("listening on {port}");
     tracing::info!(port, "{name} ready");
-    listener
+    listener.tap_io(no_delay)
+}
+
+fn no_delay(stream: &mut TcpStream) {
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(%err, "cannot set TCP_NODELAY");
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

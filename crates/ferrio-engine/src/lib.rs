@@ -106,4 +106,3 @@ pub use utf8::Utf8Bytes;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/engine.md")]
 mod engine_guide {}
-

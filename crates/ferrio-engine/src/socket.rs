@@ -354,7 +354,9 @@ impl Socket {
     /// or the two keep each other alive.
     pub fn attach<T: Any + Send + Sync>(&self, value: T) -> Result<(), T> {
         let mut value = Some(value);
-        self.0.attached.get_or_init(|| Box::new(value.take().expect("taken once, here")));
+        self.0
+            .attached
+            .get_or_init(|| Box::new(value.take().expect("taken once, here")));
         value.map_or(Ok(()), Err)
     }
 

@@ -140,10 +140,16 @@ async fn a_session_carries_one_attached_value_of_the_layer_above() {
     assert_eq!(socket.attached::<String>(), None);
     assert_eq!(socket.attach(String::from("state")), Ok(()));
     // Once attached, the value stays; a second one is handed back.
-    assert_eq!(socket.attach(String::from("other")), Err(String::from("other")));
+    assert_eq!(
+        socket.attach(String::from("other")),
+        Err(String::from("other"))
+    );
     assert_eq!(socket.attach(7u32), Err(7u32));
     // Every handle of the session sees it, by its type only.
     let again = app.engine.get(sid).unwrap();
-    assert_eq!(again.attached::<String>().map(String::as_str), Some("state"));
+    assert_eq!(
+        again.attached::<String>().map(String::as_str),
+        Some("state")
+    );
     assert_eq!(again.attached::<u32>(), None);
 }

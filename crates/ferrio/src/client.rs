@@ -142,7 +142,7 @@ impl SocketIoHandler {
                     client.state().connecting.retain(|n| *n != refuse_nsp);
                 }
                 refuse_ns.forget_if_unused();
-                match parser.connect_error(&refuse_nsp, &refusal.message, refusal.data.as_ref()) {
+                match parser.connect_error(&refuse_nsp, &refusal.message, refusal.data.as_deref()) {
                     Ok(packet) => {
                         let _ = packet.send(&refuse_engine);
                     }

@@ -139,13 +139,14 @@ impl std::error::Error for AckError {}
 /// ```
 /// use ferrio::ConnectRefusal;
 /// let refusal = ConnectRefusal::new("unauthorized")
-///     .with_data(serde_json::json!({ "reason": "bad token" }));
+///     .with_data(&serde_json::json!({ "reason": "bad token" }));
 /// # let _ = refusal;
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ConnectRefusal {
     pub(crate) message: String,
-    pub(crate) data: Option<serde_json::Value>,
+    /// Kept as JSON text so the data's own field order reaches the client.
+    pub(crate) data: Option<Box<serde_json::value::RawValue>>,
 }
 
 impl ConnectRefusal {
@@ -157,9 +158,14 @@ impl ConnectRefusal {
         }
     }
 
-    /// Adds data for the client (`err.data` in `socket.io-client`).
-    pub fn with_data(mut self, data: serde_json::Value) -> Self {
-        self.data = Some(data);
+    /// Adds data for the client (`err.data` in `socket.io-client`): any serializable value,
+    /// written in its own field order. Data that cannot be serialized is left out (and
+    /// logged).
+    pub fn with_data<T: serde::Serialize + ?Sized>(mut self, data: &T) -> Self {
+        match serde_json::value::to_raw_value(data) {
+            Ok(value) => self.data = Some(value),
+            Err(e) => tracing::warn!(error = %e, "connect refusal data not serializable"),
+        }
         self
     }
 

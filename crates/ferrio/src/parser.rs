@@ -81,7 +81,7 @@ impl Parser {
         self,
         nsp: &str,
         message: &str,
-        data: Option<&serde_json::Value>,
+        data: Option<&serde_json::value::RawValue>,
     ) -> Result<Encoded, EncodeError> {
         Ok(match self {
             Self::Json => {
@@ -90,9 +90,16 @@ impl Parser {
                 json_packet(buf, Vec::new())
             }
             #[cfg(feature = "msgpack")]
-            Self::Msgpack => Encoded::One(PreparedMessage::binary(
-                ferrio_protocol::msgpack::encode_connect_error(nsp, message, data)?,
-            )),
+            Self::Msgpack => {
+                // Maps keep their order in a dynamic msgpack value.
+                let data: Option<rmpv::Value> = data
+                    .map(|raw| serde_json::from_str(raw.get()))
+                    .transpose()
+                    .map_err(EncodeError::Json)?;
+                Encoded::One(PreparedMessage::binary(
+                    ferrio_protocol::msgpack::encode_connect_error(nsp, message, data.as_ref())?,
+                ))
+            }
         })
     }
 

@@ -1,5 +1,6 @@
 //! [`Payload`]: the arguments of an event or an acknowledgement, as received.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
@@ -207,9 +208,10 @@ impl Serialize for Arg<'_> {
                 let raw = args
                     .get(self.index)
                     .map_or("null", |range| &text[range.clone()]);
-                // The text was validated when it arrived; this borrows it as raw JSON, which
-                // a JSON serializer writes verbatim.
-                let raw: &RawValue = serde_json::from_str(raw).map_err(S::Error::custom)?;
+                // The text was validated when it arrived; as raw JSON a JSON serializer writes
+                // it verbatim, so only the client's whitespace (rare) needs removing first.
+                let raw = compact(raw);
+                let raw: &RawValue = serde_json::from_str(&raw).map_err(S::Error::custom)?;
                 raw.serialize(serializer)
             }
             Inner::Values(values) => match values.get(self.index) {
@@ -223,6 +225,34 @@ impl Serialize for Arg<'_> {
                 .serialize(serializer),
         }
     }
+}
+
+/// `json` without whitespace outside strings, so what the server writes stays compact
+/// whatever the client sent. Borrows when there is none (the usual case).
+fn compact(json: &str) -> Cow<'_, str> {
+    let is_space = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
+    if !json.bytes().any(is_space) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if c.is_ascii() && is_space(c as u8) {
+            continue;
+        }
+        out.push(c);
+    }
+    Cow::Owned(out)
 }
 
 impl Serialize for Payload {
@@ -296,6 +326,14 @@ mod tests {
         assert_eq!(serde_json::to_string(&p).unwrap(), r#"[{"k":[1,2]},"x"]"#);
         assert_eq!(serde_json::to_string(&p.arg(1).unwrap()).unwrap(), r#""x""#);
         assert!(p.arg(2).is_none());
+    }
+
+    #[test]
+    fn forwarded_json_is_compact_but_strings_keep_their_spaces() {
+        let text = "[\"e\", { \"a b\" :\t[ 1 ,\n2 ] } ]";
+        let p = json(text, &[6..text.len() - 2]);
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"[{"a b":[1,2]}]"#);
+        assert_eq!(compact(r#""x\" y""#), r#""x\" y""#);
     }
 
     #[test]

@@ -512,7 +512,7 @@ fn world() -> (Runtime, World) {
                 io.ns("/c", |s: SocketRef| handlers(&s));
                 let deny = || {
                     Err::<(), _>(
-                        ConnectRefusal::new("denied").with_data(serde_json::json!({"n": 1})),
+                        ConnectRefusal::new("denied").with_data(&serde_json::json!({"n": 1})),
                     )
                 };
                 io.ns("/deny", (|s: SocketRef| handlers(&s)).with(deny));

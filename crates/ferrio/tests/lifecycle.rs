@@ -509,7 +509,7 @@ async fn connect_middlewares_run_in_order_and_the_first_refusal_wins() {
                     Ok(())
                 } else {
                     Err(ConnectRefusal::new("unauthorized")
-                        .with_data(json!({ "reason": "bad token" })))
+                        .with_data(&json!({ "reason": "bad token" })))
                 }
             })
             .with(|State(tx): State<Tx<String>>| {

@@ -148,7 +148,7 @@ async fn msgpack_server() -> (SocketAddr, Io) {
         io.ns("/a", |s: SocketRef| handlers(&s));
         io.ns("/c", |s: SocketRef| handlers(&s));
         let deny = || {
-            Err::<(), _>(ConnectRefusal::new("denied").with_data(serde_json::json!({"code": 1})))
+            Err::<(), _>(ConnectRefusal::new("denied").with_data(&serde_json::json!({"code": 1})))
         };
         io.ns("/deny", (|s: SocketRef| handlers(&s)).with(deny));
         io.ns(

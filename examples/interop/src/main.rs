@@ -12,8 +12,8 @@
 
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::Query;
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -39,7 +39,9 @@ fn parser_from_env() -> Parser {
     match std::env::var("PARSER").as_deref() {
         Ok("msgpack") => Parser::Msgpack,
         Ok("json") | Err(_) => Parser::Json,
-        Ok(other) => exit_with(&format!("unknown PARSER {other:?} (expected json or msgpack)")),
+        Ok(other) => exit_with(&format!(
+            "unknown PARSER {other:?} (expected json or msgpack)"
+        )),
     }
 }
 
@@ -47,24 +49,33 @@ fn on_root(socket: SocketRef) {
     let welcome = json!({ "id": socket.id().as_str() });
     let _ = socket.emit_args("welcome", &(WithAuth(welcome, socket.auth().clone()),));
 
-    socket.on("echo", |socket: SocketRef, args: Payload, ack: AckSender| {
-        let result = if ack.is_requested() {
-            ack.send_args(&args)
-        } else {
-            socket.emit_args("echo", &args)
-        };
-        if let Err(err) = result {
-            tracing::warn!(%err, "echo not sent");
-        }
-    });
-    socket.on("join", |socket: SocketRef, Data(room): Data<String>, ack: AckSender| {
-        socket.join(room);
-        ack.send(&true)
-    });
-    socket.on("leave", |socket: SocketRef, Data(room): Data<String>, ack: AckSender| {
-        socket.leave(room);
-        ack.send(&true)
-    });
+    socket.on(
+        "echo",
+        |socket: SocketRef, args: Payload, ack: AckSender| {
+            let result = if ack.is_requested() {
+                ack.send_args(&args)
+            } else {
+                socket.emit_args("echo", &args)
+            };
+            if let Err(err) = result {
+                tracing::warn!(%err, "echo not sent");
+            }
+        },
+    );
+    socket.on(
+        "join",
+        |socket: SocketRef, Data(room): Data<String>, ack: AckSender| {
+            socket.join(room);
+            ack.send(&true)
+        },
+    );
+    socket.on(
+        "leave",
+        |socket: SocketRef, Data(room): Data<String>, ack: AckSender| {
+            socket.leave(room);
+            ack.send(&true)
+        },
+    );
     socket.on("rooms", |socket: SocketRef, ack: AckSender| {
         let own = socket.id();
         let mut rooms: Vec<String> = socket
@@ -88,23 +99,27 @@ fn on_root(socket: SocketRef) {
         socket.broadcast().emit(&event, &args.arg(1))?;
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
     });
-    socket.on("ask", async |socket: SocketRef, args: Payload, ack: AckSender| {
-        let answer = socket
-            .emit_with_ack("question", &args.arg(0))
-            .timeout(Duration::from_secs(2))
-            .await;
-        match answer {
-            Ok(reply) => ack.send(&reply.arg(0)),
-            Err(_) => ack.send(&json!({ "error": "timeout" })),
-        }
-    });
+    socket.on(
+        "ask",
+        async |socket: SocketRef, args: Payload, ack: AckSender| {
+            let answer = socket
+                .emit_with_ack("question", &args.arg(0))
+                .timeout(Duration::from_secs(2))
+                .await;
+            match answer {
+                Ok(reply) => ack.send(&reply.arg(0)),
+                Err(_) => ack.send(&json!({ "error": "timeout" })),
+            }
+        },
+    );
     socket.on("burst", |socket: SocketRef, Data(burst): Data<Burst>| {
         if burst.n > MAX_BURST {
             return Err(format!("burst of {} exceeds {MAX_BURST}", burst.n));
         }
         let root = socket.within(Vec::<String>::new());
         for _ in 0..burst.n {
-            root.emit("bcast", &burst.payload).map_err(|e| e.to_string())?;
+            root.emit("bcast", &burst.payload)
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     });
@@ -134,7 +149,7 @@ fn check_token(Data(auth): Data<Value>) -> Result<(), ConnectRefusal> {
     if auth == json!({ "token": "let-me-in" }) {
         Ok(())
     } else {
-        Err(ConnectRefusal::new("unauthorized").with_data(json!({ "reason": "bad token" })))
+        Err(ConnectRefusal::new("unauthorized").with_data(&json!({ "reason": "bad token" })))
     }
 }
 
@@ -162,7 +177,11 @@ fn socketio() -> (ferrio::SocketIoLayer, Io) {
 
 /// A `400` with a JSON body, for requests the routes cannot read.
 fn bad_request(message: impl std::fmt::Display) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({ "error": message.to_string() }))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": message.to_string() })),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -203,7 +222,10 @@ async fn sockets(io: Io, Query(query): Query<RoomQuery>) -> Response {
             ids.sort();
             Json(json!({ "ids": ids })).into_response()
         }
-        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": err.to_string() })))
+        Err(err) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": err.to_string() })),
+        )
             .into_response(),
     }
 }
@@ -224,7 +246,10 @@ async fn disconnect(io: Io, body: Result<Json<DisconnectRequest>, JsonRejection>
     };
     match result {
         Ok(()) => Json(json!({ "ok": true })).into_response(),
-        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": err.to_string() })))
+        Err(err) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": err.to_string() })),
+        )
             .into_response(),
     }
 }
@@ -233,7 +258,9 @@ async fn disconnect(io: Io, body: Result<Json<DisconnectRequest>, JsonRejection>
 async fn main() {
     serve::init_tracing();
     if std::env::var_os("REDIS_URL").is_some() {
-        exit_with("REDIS_URL is set, but the Redis adapter is not built yet; unset it to use the in-memory adapter");
+        exit_with(
+            "REDIS_URL is set, but the Redis adapter is not built yet; unset it to use the in-memory adapter",
+        );
     }
     if std::env::var("RECOVERY").is_ok_and(|v| v == "1") {
         exit_with("RECOVERY=1 is set, but connection state recovery is not built yet");
