@@ -1,5 +1,9 @@
 //! What every example server shares (included with `#[path]`): tracing setup, binding
-//! `127.0.0.1:$PORT` with the `listening on PORT` line, and the shutdown signal.
+//! `127.0.0.1:$PORT` with the `listening on PORT` line, and serving until SIGINT/SIGTERM.
+
+use std::future::Future;
+
+use axum::Router;
 
 use axum::serve::{ListenerExt, TapIo};
 use tokio::net::{TcpListener, TcpStream};
@@ -19,7 +23,7 @@ pub(crate) fn init_tracing() {
 /// `listening on PORT` with the real port. Exits with a message when it cannot.
 /// Accepted connections have Nagle's algorithm off: small realtime packets leave at once
 /// instead of waiting up to 40 ms for an acknowledgement of the previous ones.
-pub(crate) async fn bind(name: &str) -> TapIo<TcpListener, fn(&mut TcpStream)> {
+async fn bind(name: &str) -> TapIo<TcpListener, fn(&mut TcpStream)> {
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port.parse().unwrap_or_else(|_| {
             eprintln!("{name}: PORT must be a port number, got {port:?}");
@@ -47,8 +51,36 @@ fn no_delay(stream: &mut TcpStream) {
     }
 }
 
+/// Serves `app` on `127.0.0.1:$PORT` (see [`bind`]) until SIGINT or SIGTERM, then runs
+/// `on_shutdown` (closing the realtime sessions) and lets open requests finish. Exits with
+/// status 1 if the server fails.
+pub(crate) async fn run<F>(
+    name: &str,
+    app: Router,
+    on_shutdown: impl FnOnce() -> F + Send + 'static,
+) where
+    F: Future<Output = ()> + Send,
+{
+    let listener = bind(name).await;
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        on_shutdown().await;
+    })
+    .await;
+    tracing::debug!("server stopped");
+    if let Err(err) = served {
+        eprintln!("{name}: server error: {err}");
+        std::process::exit(1);
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
+async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

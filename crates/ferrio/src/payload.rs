@@ -108,23 +108,10 @@ impl Payload {
                 text,
                 args,
                 attachments,
-            } => {
-                let Some(range) = args.get(index) else {
-                    return serde_json::from_str("null").map_err(PayloadError::new);
-                };
-                let raw = &text[range.clone()];
-                if attachments.is_empty() {
-                    serde_json::from_str(raw).map_err(PayloadError::new)
-                } else {
-                    let value = socketio::resolve_placeholders(raw, attachments)
-                        .map_err(PayloadError::new)?;
-                    rmpv::ext::from_value(value).map_err(PayloadError::new)
-                }
+            } if attachments.is_empty() => {
+                serde_json::from_str(json_arg(text, args, index)).map_err(PayloadError::new)
             }
-            Inner::Values(values) => {
-                let value = values.get(index).cloned().unwrap_or(rmpv::Value::Nil);
-                rmpv::ext::from_value(value).map_err(PayloadError::new)
-            }
+            _ => rmpv::ext::from_value(self.value(index)?).map_err(PayloadError::new),
         }
     }
 
@@ -172,7 +159,7 @@ impl Payload {
                 args,
                 attachments,
             } => {
-                let raw = args.get(index).map_or("null", |range| &text[range.clone()]);
+                let raw = json_arg(text, args, index);
                 if attachments.is_empty() {
                     serde_json::from_str(raw).map_err(PayloadError::new)
                 } else {
@@ -182,6 +169,11 @@ impl Payload {
             Inner::Values(values) => Ok(values.get(index).cloned().unwrap_or(rmpv::Value::Nil)),
         }
     }
+}
+
+/// The JSON text of argument `index`; `null` when there is no such argument.
+fn json_arg<'a>(text: &'a Utf8Bytes, args: &[Range<usize>], index: usize) -> &'a str {
+    args.get(index).map_or("null", |range| &text[range.clone()])
 }
 
 /// One argument of a [`Payload`], serializable as it was received (binary values included).
@@ -205,9 +197,7 @@ impl Serialize for Arg<'_> {
                 args,
                 attachments,
             } if attachments.is_empty() => {
-                let raw = args
-                    .get(self.index)
-                    .map_or("null", |range| &text[range.clone()]);
+                let raw = json_arg(text, args, self.index);
                 // The text was validated when it arrived; as raw JSON a JSON serializer writes
                 // it verbatim, so only the client's whitespace (rare) needs removing first.
                 let raw = compact(raw);
@@ -331,7 +321,7 @@ mod tests {
     #[test]
     fn forwarded_json_is_compact_but_strings_keep_their_spaces() {
         let text = "[\"e\", { \"a b\" :\t[ 1 ,\n2 ] } ]";
-        let p = json(text, &[6..text.len() - 2]);
+        let p = json(text, std::slice::from_ref(&(6..text.len() - 2)));
         assert_eq!(serde_json::to_string(&p).unwrap(), r#"[{"a b":[1,2]}]"#);
         assert_eq!(compact(r#""x\" y""#), r#""x\" y""#);
     }

@@ -84,47 +84,27 @@ fn socketio() -> (Router, Io) {
 async fn main() {
     serve::init_tracing();
     let mode = std::env::args().nth(1).unwrap_or_else(|| "socketio".into());
-    let listener;
-    let served = match mode.as_str() {
+    match mode.as_str() {
         "engineio" => {
             let layer = EngineIoLayer::new(engine_config("/engine.io/"), Echo);
             let engine = layer.engine();
-            listener = serve::bind("conformance").await;
-            axum::serve(
-                listener,
-                Router::new()
-                    .layer(layer)
-                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            serve::run(
+                "conformance",
+                Router::new().layer(layer),
+                move || async move {
+                    tracing::info!(sessions = engine.len(), "closing sessions");
+                    engine.close_all();
+                },
             )
-            .with_graceful_shutdown(async move {
-                serve::shutdown_signal().await;
-                tracing::info!(sessions = engine.len(), "shutting down");
-                engine.close_all();
-            })
-            .await
+            .await;
         }
         "socketio" => {
             let (app, io) = socketio();
-            listener = serve::bind("conformance").await;
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                serve::shutdown_signal().await;
-                tracing::info!("shutting down");
-                io.close().await;
-            })
-            .await
+            serve::run("conformance", app, move || async move { io.close().await }).await;
         }
         other => {
             eprintln!("conformance: unknown mode {other:?} (expected `socketio` or `engineio`)");
             std::process::exit(2);
         }
-    };
-    tracing::debug!("server stopped");
-    if let Err(err) = served {
-        eprintln!("conformance: server error: {err}");
-        std::process::exit(1);
     }
 }

@@ -272,19 +272,5 @@ async fn main() {
         .route("/sockets", get(sockets))
         .route("/disconnect", post(disconnect))
         .layer(layer);
-    let listener = serve::bind("interop").await;
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        serve::shutdown_signal().await;
-        tracing::info!("shutting down");
-        io.close().await;
-    })
-    .await;
-    if let Err(err) = served {
-        eprintln!("interop: server error: {err}");
-        std::process::exit(1);
-    }
+    serve::run("interop", app, move || async move { io.close().await }).await;
 }
