@@ -7,17 +7,15 @@
 
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { accessSync, constants as fsConstants } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Socket } from "engine.io-client";
+import { startServer as spawnServer } from "./server.mjs";
 
 const DEFAULT_BIN = fileURLToPath(new URL("../../target/debug/conformance", import.meta.url));
 const BIN = process.env.CONFORMANCE_BIN || DEFAULT_BIN;
 const HOST = "127.0.0.1";
-const STARTUP_TIMEOUT_MS = 10_000;
 const WAIT_MS = 5_000; // upper bound for any single wait inside a test
 const TEST_TIMEOUT_MS = 20_000; // upper bound for a whole test
 
@@ -32,81 +30,13 @@ const MAX_PAYLOAD = 1_000_000;
 
 /** Spawns `conformance engineio` on an ephemeral port; resolves once it prints its port. */
 function startServer() {
-  try {
-    accessSync(BIN, fsConstants.X_OK);
-  } catch {
-    throw new Error(
-      `conformance binary not found or not executable at ${BIN}; ` +
-        "build it with `cargo build -p conformance` or point CONFORMANCE_BIN at it",
-    );
-  }
-  const child = spawn(BIN, ["engineio"], {
-    env: { ...process.env, PORT: "0" },
-    stdio: ["ignore", "pipe", "pipe"],
+  return spawnServer({
+    bin: BIN,
+    args: ["engineio"],
+    env: process.env,
+    label: `${BIN} engineio`,
+    hint: "build it with `cargo build -p conformance` or point CONFORMANCE_BIN at it",
   });
-  let stderr = "";
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (chunk) => {
-    if (process.env.E2E_SERVER_LOG) process.stderr.write(chunk);
-    stderr = (stderr + chunk).slice(-8_000);
-  });
-  const killOnExit = () => child.kill("SIGKILL");
-  process.once("exit", killOnExit);
-
-  const exited = new Promise((resolve) => {
-    child.once("exit", (code, signal) => {
-      process.off("exit", killOnExit);
-      resolve({ code, signal });
-    });
-  });
-
-  const ready = new Promise((resolve, reject) => {
-    let stdout = "";
-    const fail = (why) => {
-      clearTimeout(timer);
-      child.kill("SIGKILL");
-      reject(new Error(`${why}\n--- stdout ---\n${stdout}\n--- stderr (tail) ---\n${stderr}`));
-    };
-    const timer = setTimeout(
-      () => fail(`${BIN} engineio did not print "listening on <port>" within ${STARTUP_TIMEOUT_MS} ms`),
-      STARTUP_TIMEOUT_MS,
-    );
-    const onError = (err) => fail(`cannot spawn ${BIN}: ${err.message}`);
-    const onEarlyExit = (code, signal) =>
-      fail(`${BIN} engineio exited (code ${code}, signal ${signal}) before printing its port`);
-    child.once("error", onError);
-    child.once("exit", onEarlyExit);
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-      const m = /^listening on (\d+)\s*$/m.exec(stdout);
-      if (m) {
-        clearTimeout(timer);
-        child.off("exit", onEarlyExit);
-        child.off("error", onError);
-        const port = Number(m[1]);
-        if (!(port > 0 && port < 65536)) {
-          fail(`server printed an invalid port: ${m[0]}`);
-          return;
-        }
-        resolve(port);
-      }
-    });
-  });
-
-  /** Sends `signal` (escalating to SIGKILL after 5 s); resolves with how the process ended. */
-  const stop = async (signal = "SIGTERM") => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill(signal);
-      const escalate = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      const result = await exited;
-      clearTimeout(escalate);
-      return result;
-    }
-    return exited;
-  };
-
-  return { ready, stop, stderrTail: () => stderr };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,18 +15,16 @@
 
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { accessSync, constants as fsConstants } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { io, Manager } from "socket.io-client";
 import msgpackParser from "socket.io-msgpack-parser";
+import { startServer as spawnServer } from "./server.mjs";
 
 const DEFAULT_BIN = fileURLToPath(new URL("../../target/debug/interop", import.meta.url));
 const BIN = process.env.INTEROP_BIN || DEFAULT_BIN;
 const HOST = "127.0.0.1";
-const STARTUP_TIMEOUT_MS = 10_000;
 const WAIT_MS = 5_000; // upper bound for any single wait inside a test
 const QUIET_MS = 300; // how long to wait when checking that something does NOT arrive
 const TEST_TIMEOUT_MS = 20_000; // upper bound for a whole test
@@ -38,83 +36,16 @@ const ASK_TIMEOUT_MS = 2_000; // the contract's timeout of the server's `questio
 
 /** Spawns the interop server on an ephemeral port; `ready` resolves once it prints its port. */
 function startServer(extraEnv = {}) {
-  try {
-    accessSync(BIN, fsConstants.X_OK);
-  } catch {
-    throw new Error(
-      `interop binary not found or not executable at ${BIN}; ` +
-        "build it with `cargo build -p interop` or point INTEROP_BIN at it",
-    );
-  }
   const env = { ...process.env };
   for (const name of ["PARSER", "SIO_PATH", "REDIS_URL", "RECOVERY"]) delete env[name];
-  Object.assign(env, { PORT: "0" }, extraEnv);
-  const label = `${BIN} (${Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`).join(" ") || "defaults"})`;
-
-  const child = spawn(BIN, [], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (chunk) => {
-    if (process.env.E2E_SERVER_LOG) process.stderr.write(chunk);
-    stderr = (stderr + chunk).slice(-8_000);
+  Object.assign(env, extraEnv);
+  const settings = Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`).join(" ");
+  return spawnServer({
+    bin: BIN,
+    env,
+    label: `${BIN} (${settings || "defaults"})`,
+    hint: "build it with `cargo build -p interop` or point INTEROP_BIN at it",
   });
-  const killOnExit = () => child.kill("SIGKILL");
-  process.once("exit", killOnExit);
-
-  const exited = new Promise((resolve) => {
-    child.once("exit", (code, signal) => {
-      process.off("exit", killOnExit);
-      resolve({ code, signal });
-    });
-  });
-
-  const ready = new Promise((resolve, reject) => {
-    let stdout = "";
-    const fail = (why) => {
-      clearTimeout(timer);
-      child.kill("SIGKILL");
-      reject(new Error(`${why}\n--- stdout ---\n${stdout}\n--- stderr (tail) ---\n${stderr}`));
-    };
-    const timer = setTimeout(
-      () => fail(`${label} did not print "listening on <port>" within ${STARTUP_TIMEOUT_MS} ms`),
-      STARTUP_TIMEOUT_MS,
-    );
-    const onError = (err) => fail(`cannot spawn ${BIN}: ${err.message}`);
-    const onEarlyExit = (code, signal) =>
-      fail(`${label} exited (code ${code}, signal ${signal}) before printing its port`);
-    child.once("error", onError);
-    child.once("exit", onEarlyExit);
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-      const m = /^listening on (\d+)\s*$/m.exec(stdout);
-      if (m) {
-        clearTimeout(timer);
-        child.off("exit", onEarlyExit);
-        child.off("error", onError);
-        const port = Number(m[1]);
-        if (!(port > 0 && port < 65536)) {
-          fail(`server printed an invalid port: ${m[0]}`);
-          return;
-        }
-        resolve(port);
-      }
-    });
-  });
-
-  /** Sends `signal` (escalating to SIGKILL after 5 s); resolves with how the process ended. */
-  const stop = async (signal = "SIGTERM") => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill(signal);
-      const escalate = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      const result = await exited;
-      clearTimeout(escalate);
-      return result;
-    }
-    return exited;
-  };
-
-  return { ready, stop, stderrTail: () => stderr };
 }
 
 // ---------------------------------------------------------------------------------------------
