@@ -97,7 +97,9 @@ pub use error::EngineError;
 pub use handler::{CloseReason, EngineHandler, Message, Transport};
 pub use handshake::Handshake;
 pub use message::{PreparedMessage, SendError};
-pub use service::{EngineIo, EngineIoLayer, EngineIoService, NotFound, ResponseFuture};
+pub use service::{
+    EngineIo, EngineIoLayer, EngineIoService, NotFound, ResponseFuture, WeakEngineIo,
+};
 pub use sid::Sid;
 pub use socket::Socket;
 pub use utf8::Utf8Bytes;

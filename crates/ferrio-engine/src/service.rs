@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -60,6 +60,29 @@ impl EngineIo {
     /// The configuration the engine runs with.
     pub fn config(&self) -> &EngineIoConfig {
         &self.0.config
+    }
+
+    /// A handle that does not keep the engine alive: for state the engine's own handler
+    /// owns, which would otherwise keep the engine (and itself) alive forever.
+    pub fn downgrade(&self) -> WeakEngineIo {
+        WeakEngineIo(Arc::downgrade(&self.0))
+    }
+}
+
+/// A weak handle to an engine ([`EngineIo::downgrade`]).
+#[derive(Clone)]
+pub struct WeakEngineIo(Weak<Engine>);
+
+impl WeakEngineIo {
+    /// The engine, if something still keeps it alive (a layer, a service, a handle).
+    pub fn upgrade(&self) -> Option<EngineIo> {
+        self.0.upgrade().map(EngineIo)
+    }
+}
+
+impl fmt::Debug for WeakEngineIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WeakEngineIo")
     }
 }
 

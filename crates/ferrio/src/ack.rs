@@ -13,7 +13,7 @@ use futures_util::future::JoinAll;
 use pin_project_lite::pin_project;
 use serde::Serialize;
 use tokio::sync::oneshot;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::error::{AckError, EmitError};
 use crate::payload::Payload;
@@ -45,8 +45,10 @@ pin_project! {
     /// if the socket goes first.
     pub struct AckFuture {
         state: State,
+        deadline: Instant,
+        // Made on the first poll, so an ack can be asked for outside the runtime.
         #[pin]
-        sleep: Sleep,
+        sleep: Option<Sleep>,
         guard: Option<PendingAck>,
     }
 }
@@ -65,7 +67,8 @@ impl AckFuture {
     ) -> Self {
         Self {
             state: State::Waiting(rx),
-            sleep: tokio::time::sleep(timeout),
+            deadline: Instant::now() + timeout,
+            sleep: None,
             guard: Some(PendingAck {
                 socket: Arc::downgrade(socket),
                 id,
@@ -76,14 +79,16 @@ impl AckFuture {
     pub(crate) fn failed(error: EmitError) -> Self {
         Self {
             state: State::Failed(Some(AckError::Emit(error))),
-            sleep: tokio::time::sleep(Duration::ZERO),
+            deadline: Instant::now(),
+            sleep: None,
             guard: None,
         }
     }
 
     /// Waits at most `timeout`, counted from now, instead of the default.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.sleep = tokio::time::sleep(timeout);
+        self.deadline = Instant::now() + timeout;
+        self.sleep = None;
         self
     }
 }
@@ -103,7 +108,14 @@ impl Future for AckFuture {
             *this.guard = None;
             return Poll::Ready(result.unwrap_or(Err(AckError::Disconnected)));
         }
-        if this.sleep.poll(cx).is_ready() {
+        let mut sleep = this.sleep;
+        if sleep.is_none() {
+            sleep.set(Some(tokio::time::sleep_until(*this.deadline)));
+        }
+        let expired = sleep
+            .as_pin_mut()
+            .is_some_and(|sleep| sleep.poll(cx).is_ready());
+        if expired {
             *this.guard = None;
             return Poll::Ready(Err(AckError::Timeout));
         }

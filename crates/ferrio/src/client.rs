@@ -10,7 +10,7 @@ use crate::error::DisconnectReason;
 use crate::io::Server;
 use crate::parser::{Incoming, PendingBinary};
 use crate::payload::Payload;
-use crate::socket::{SocketInner, SocketRef};
+use crate::socket::{Inbound, SocketInner, SocketRef};
 
 /// The Socket.IO state of one connection, attached to its Engine.IO session.
 #[derive(Default)]
@@ -50,10 +50,11 @@ pub(crate) fn close_connection(engine: &EngineSocket, reason: DisconnectReason) 
     engine.close();
 }
 
-/// Forgets a socket that left its namespace.
-pub(crate) fn forget_socket(engine: &EngineSocket, nsp: &str) {
+/// Forgets a socket that left its namespace (by id: the client may already have joined the
+/// namespace again with a new socket).
+pub(crate) fn forget_socket(engine: &EngineSocket, sid: ferrio_engine::Sid) {
     if let Some(client) = engine.attached::<Client>() {
-        client.state().sockets.retain(|s| s.ns() != nsp);
+        client.state().sockets.retain(|s| s.id() != sid);
     }
 }
 
@@ -72,7 +73,7 @@ impl SocketIoHandler {
         match packet {
             Incoming::Connect { nsp, auth } => self.connect(engine, client, nsp, auth),
             Incoming::Disconnect { nsp } => match client.socket(&nsp) {
-                Some(socket) => socket.close_with(DisconnectReason::ClientNamespaceDisconnect),
+                Some(socket) => socket.receive(Inbound::Disconnect),
                 None => self.parse_error(engine, &"DISCONNECT for a namespace not joined"),
             },
             Incoming::Event {
@@ -81,11 +82,11 @@ impl SocketIoHandler {
                 event,
                 args,
             } => match client.socket(&nsp) {
-                Some(socket) => socket.on_event(event, args, id),
+                Some(socket) => socket.receive(Inbound::Event { event, args, id }),
                 None => self.parse_error(engine, &"EVENT for a namespace not joined"),
             },
             Incoming::Ack { nsp, id, args } => match client.socket(&nsp) {
-                Some(socket) => socket.on_ack(id, args),
+                Some(socket) => socket.receive(Inbound::Ack { id, args }),
                 None => self.parse_error(engine, &"ACK for a namespace not joined"),
             },
         }
@@ -116,7 +117,6 @@ impl SocketIoHandler {
         let socket = SocketInner::new(ns.clone(), engine.clone(), auth);
         let (admit_engine, refuse_engine) = (engine.clone(), engine.clone());
         let (admit_nsp, refuse_nsp) = (nsp.clone(), nsp);
-        let refuse_ns = ns.clone();
         ns.connect(
             socket,
             move |socket| {
@@ -141,7 +141,6 @@ impl SocketIoHandler {
                 if let Some(client) = refuse_engine.attached::<Client>() {
                     client.state().connecting.retain(|n| *n != refuse_nsp);
                 }
-                refuse_ns.forget_if_unused();
                 match parser.connect_error(&refuse_nsp, &refusal.message, refusal.data.as_deref()) {
                     Ok(packet) => {
                         let _ = packet.send(&refuse_engine);

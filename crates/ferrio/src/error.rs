@@ -73,6 +73,8 @@ pub enum EmitError {
     Full,
     /// The socket is disconnected.
     Closed,
+    /// The adapter could not deliver the broadcast (a distributed adapter lost its broker).
+    Adapter(crate::adapter::AdapterError),
 }
 
 impl From<EncodeError> for EmitError {
@@ -87,6 +89,7 @@ impl fmt::Display for EmitError {
             Self::Encode(e) => write!(f, "cannot encode the packet: {e}"),
             Self::Full => f.write_str("the socket's outbound queue is full"),
             Self::Closed => f.write_str("the socket is disconnected"),
+            Self::Adapter(e) => write!(f, "the broadcast failed: {e}"),
         }
     }
 }
@@ -95,6 +98,7 @@ impl std::error::Error for EmitError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Encode(e) => Some(e),
+            Self::Adapter(e) => Some(e),
             _ => None,
         }
     }

@@ -29,7 +29,10 @@ pub(crate) fn run(future: impl Future<Output = ()> + Send + 'static) {
         .poll(&mut Context::from_waker(Waker::noop()))
         .is_pending()
     {
-        tokio::spawn(future);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(future)),
+            Err(_) => tracing::error!("a handler must wait, but there is no tokio runtime here"),
+        }
     }
 }
 

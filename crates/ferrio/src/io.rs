@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-use ferrio_engine::{Cors, EngineIo, EngineIoConfig, EngineIoLayer, NotFound};
+use ferrio_engine::{Cors, EngineIo, EngineIoConfig, EngineIoLayer, NotFound, WeakEngineIo};
 use tower::Layer;
 
 use crate::adapter::{Adapter, AdapterContext, LocalAdapter};
@@ -52,15 +52,20 @@ pub(crate) struct Server {
     pub(crate) shared: Arc<Shared>,
     namespaces: RwLock<HashMap<Arc<str>, Arc<Namespace>>>,
     dynamic: RwLock<Vec<Dynamic>>,
-    engine: OnceLock<EngineIo>,
+    /// Weak: the engine owns this server (through its handler), not the other way round.
+    engine: OnceLock<WeakEngineIo>,
     /// Set by [`Io::close`]: connections that open afterwards are closed at once.
     pub(crate) closing: AtomicBool,
 }
 
 impl Server {
     /// The namespace a client asks for: a static one, or a dynamic one created on first use.
+    /// The namespace comes back with one connect counted (under the map's lock, so a
+    /// dynamic namespace cannot be dropped between here and the socket joining it); the
+    /// caller hands it to [`Namespace::connect`], which ends the count.
     pub(crate) fn resolve(self: &Arc<Self>, name: &str) -> Option<Arc<Namespace>> {
         if let Some(ns) = self.namespaces().get(name) {
+            ns.begin_connect();
             return Some(ns.clone());
         }
         let setup = {
@@ -70,10 +75,11 @@ impl Server {
                 .find(|d| d.matcher.matches(name))
                 .map(|d| d.setup.clone())?
         };
+        // Built before taking the lock: the adapter factory is the application's code.
+        let created = Namespace::new(name, self.shared.clone(), Arc::downgrade(self), setup, true);
         let mut namespaces = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
-        let ns = namespaces.entry(Arc::from(name)).or_insert_with(|| {
-            Namespace::new(name, self.shared.clone(), Arc::downgrade(self), setup, true)
-        });
+        let ns = namespaces.entry(Arc::from(name)).or_insert(created);
+        ns.begin_connect();
         Some(ns.clone())
     }
 
@@ -127,19 +133,29 @@ impl Io {
     {
         let name = normalize(name.as_ref());
         let setup = handler.into_guarded();
+        let existing = self.0.namespaces().get(name.as_str()).cloned();
+        if let Some(ns) = existing {
+            ns.set_setup(setup);
+            // A name a dynamic pattern created is the application's own from now on.
+            ns.make_static();
+            return NamespaceRef(ns);
+        }
+        // Built before taking the lock: the adapter factory is the application's code.
+        let created = Namespace::new(
+            &name,
+            self.0.shared.clone(),
+            Arc::downgrade(&self.0),
+            setup.clone(),
+            false,
+        );
         let mut namespaces = self.0.namespaces.write().unwrap_or_else(|e| e.into_inner());
         let ns = namespaces
             .entry(Arc::from(name.as_str()))
-            .and_modify(|ns| ns.set_setup(setup.clone()))
-            .or_insert_with(|| {
-                Namespace::new(
-                    &name,
-                    self.0.shared.clone(),
-                    Arc::downgrade(&self.0),
-                    setup,
-                    false,
-                )
-            });
+            .and_modify(|ns| {
+                ns.set_setup(setup);
+                ns.make_static();
+            })
+            .or_insert(created);
         NamespaceRef(ns.clone())
     }
 
@@ -196,9 +212,9 @@ impl Io {
 
     operator_entry_points!();
 
-    /// The Engine.IO layer underneath (connections, transports).
-    pub fn engine(&self) -> Option<&EngineIo> {
-        self.0.engine.get()
+    /// The Engine.IO layer underneath (connections, transports), while it runs.
+    pub fn engine(&self) -> Option<EngineIo> {
+        self.0.engine.get()?.upgrade()
     }
 
     /// Shuts down: every connection closes, each socket leaving with "server shutting down"
@@ -206,7 +222,7 @@ impl Io {
     /// Call it from your HTTP server's graceful shutdown.
     pub async fn close(&self) {
         self.0.closing.store(true, Ordering::Release);
-        let Some(engine) = self.0.engine.get() else {
+        let Some(engine) = self.engine() else {
             return;
         };
         for connection in engine.sockets() {
@@ -369,7 +385,7 @@ impl IoBuilder {
                 server: server.clone(),
             },
         );
-        let _ = server.engine.set(layer.engine());
+        let _ = server.engine.set(layer.engine().downgrade());
         (layer, Io(server))
     }
 

@@ -3,14 +3,18 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
 use ferrio_engine::Sid;
 
 use crate::adapter::{Adapter, AdapterContext};
-use crate::handler::{Guarded, run};
+use futures_util::FutureExt;
+
+use crate::error::{ConnectRefusal, DisconnectReason};
+use crate::handler::{BoxedMiddleware, Guarded, run};
 use crate::io::{Server, Shared};
 use crate::operators::{BroadcastOperator, operator_entry_points};
 use crate::parser::Parser;
@@ -28,7 +32,7 @@ pub(crate) struct Namespace {
     /// Sockets whose connect middlewares are still running.
     connecting: AtomicUsize,
     /// Created for a dynamic namespace: removed again when its last socket leaves.
-    pub(crate) dynamic: bool,
+    dynamic: AtomicBool,
 }
 
 impl Namespace {
@@ -51,7 +55,7 @@ impl Namespace {
                 adapter,
                 ack_ids: AtomicU64::new(0),
                 connecting: AtomicUsize::new(0),
-                dynamic,
+                dynamic: AtomicBool::new(dynamic),
             }
         })
     }
@@ -66,6 +70,16 @@ impl Namespace {
 
     pub(crate) fn next_ack_id(&self) -> u64 {
         self.ack_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn make_static(&self) {
+        self.dynamic.store(false, Ordering::Release);
+    }
+
+    /// Counts a socket that starts connecting ([`Server::resolve`]); [`Namespace::connect`]
+    /// ends the count.
+    pub(crate) fn begin_connect(&self) {
+        self.connecting.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn set_setup(&self, setup: Guarded) {
@@ -106,7 +120,7 @@ impl Namespace {
 
     /// Drops a dynamic namespace without sockets from the server.
     pub(crate) fn forget_if_unused(self: &Arc<Self>) {
-        if self.dynamic && self.is_empty() {
+        if self.dynamic.load(Ordering::Acquire) && self.is_empty() {
             if let Some(server) = self.server.upgrade() {
                 server.forget_dynamic(self);
             }
@@ -118,41 +132,74 @@ impl Namespace {
         self.sockets().is_empty() && self.connecting.load(Ordering::Acquire) == 0
     }
 
-    /// Runs the connect middlewares for a new socket, then admits it or refuses it.
-    /// `admit` registers the socket with its client (false if the connection is gone
-    /// meanwhile); `refuse` reports the refusal to the client.
+    /// Runs the connect middlewares for a new socket (counted by [`Namespace::begin_connect`]),
+    /// then admits it or refuses it. `admit` registers the socket with its client and queues
+    /// the CONNECT reply (false if the connection is gone meanwhile); `refuse` reports the
+    /// refusal to the client. A middleware that panics refuses the socket.
+    ///
+    /// Packets the client sends once admitted wait until the connect handler has run (it
+    /// registers the event handlers), even when a middleware made the flow leave the
+    /// connection's task.
     pub(crate) fn connect(
         self: &Arc<Self>,
         socket: Arc<SocketInner>,
         admit: impl FnOnce(&SocketRef) -> bool + Send + 'static,
-        refuse: impl FnOnce(crate::ConnectRefusal) + Send + 'static,
+        refuse: impl FnOnce(ConnectRefusal) + Send + 'static,
     ) {
         let setup = self.setup.read().unwrap_or_else(|e| e.into_inner()).clone();
         let ns = self.clone();
         let socket = SocketRef(socket);
-        self.connecting.fetch_add(1, Ordering::AcqRel);
         run(async move {
             for middleware in &setup.middlewares {
-                if let Err(refusal) = middleware(&socket).await {
+                if let Err(refusal) = guarded_middleware(middleware, &socket).await {
                     socket.0.refused();
                     ns.connecting.fetch_sub(1, Ordering::AcqRel);
+                    ns.forget_if_unused();
                     refuse(refusal);
                     return;
                 }
             }
             socket.0.mark_connected();
-            ns.sockets_mut().insert(socket.id(), socket.clone());
+            let admitted = admit(&socket);
+            if admitted {
+                ns.sockets_mut().insert(socket.id(), socket.clone());
+            }
             ns.connecting.fetch_sub(1, Ordering::AcqRel);
-            if !admit(&socket) {
-                socket.close_with(crate::DisconnectReason::TransportClose);
+            if !admitted {
+                socket.close_with(DisconnectReason::TransportClose);
                 return;
             }
-            (setup.handler)(socket);
+            let handler = setup.handler.clone();
+            let connected = socket.clone();
+            if panic::catch_unwind(AssertUnwindSafe(move || handler(connected))).is_err() {
+                tracing::error!(ns = %ns.name, socket = %socket.id(), "the connect handler panicked");
+                crate::client::close_connection(&socket.0.engine, DisconnectReason::TransportError);
+            }
+            socket.mark_ready();
         });
     }
 
     pub(crate) fn operator(self: &Arc<Self>) -> BroadcastOperator {
         BroadcastOperator::new(self.clone())
+    }
+}
+
+/// Runs one connect middleware; a panic (in it or in its future) refuses the socket.
+async fn guarded_middleware(
+    middleware: &BoxedMiddleware,
+    socket: &SocketRef,
+) -> Result<(), ConnectRefusal> {
+    let failed = || ConnectRefusal::new("internal error");
+    let Ok(verdict) = panic::catch_unwind(AssertUnwindSafe(|| middleware(socket))) else {
+        tracing::error!(ns = socket.ns(), socket = %socket.id(), "a connect middleware panicked");
+        return Err(failed());
+    };
+    match AssertUnwindSafe(verdict).catch_unwind().await {
+        Ok(verdict) => verdict,
+        Err(_) => {
+            tracing::error!(ns = socket.ns(), socket = %socket.id(), "a connect middleware panicked");
+            Err(failed())
+        }
     }
 }
 

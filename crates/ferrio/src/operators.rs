@@ -90,10 +90,10 @@ impl BroadcastOperator {
             event: event.to_owned(),
             encoded,
         };
-        if let Err(e) = self.ns.adapter.broadcast(packet, self.opts.clone()) {
-            tracing::warn!(ns = %self.ns.name, event, error = %e, "broadcast failed");
-        }
-        Ok(())
+        self.ns
+            .adapter
+            .broadcast(packet, self.opts.clone())
+            .map_err(EmitError::Adapter)
     }
 
     /// Emits `event` with one argument and collects every recipient's acknowledgement.

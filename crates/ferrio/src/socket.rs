@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -46,6 +47,8 @@ pub(crate) struct SocketInner {
     /// Set once the socket has left (or was refused): it never comes back.
     gone: AtomicBool,
     listeners: Mutex<Listeners>,
+    /// Packets that arrived before the connect handler ran; `None` once it has.
+    backlog: Mutex<Option<Vec<Inbound>>>,
     acks: Mutex<HashMap<u64, oneshot::Sender<AckResult>>>,
     extensions: RwLock<http::Extensions>,
 }
@@ -60,6 +63,7 @@ impl SocketInner {
             connected: AtomicBool::new(false),
             gone: AtomicBool::new(false),
             listeners: Mutex::default(),
+            backlog: Mutex::new(Some(Vec::new())),
             acks: Mutex::default(),
             extensions: RwLock::default(),
         })
@@ -68,6 +72,19 @@ impl SocketInner {
     fn listeners(&self) -> MutexGuard<'_, Listeners> {
         // A handler that panicked while registering cannot leave the map half-written.
         self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers something on the socket, unless it has left: what a socket that left
+    /// holds is never cleared again, and could keep it alive.
+    fn register(&self, f: impl FnOnce(&mut Listeners)) {
+        let mut listeners = self.listeners();
+        if !self.gone.load(Ordering::Acquire) {
+            f(&mut listeners);
+        }
+    }
+
+    fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Acquire)
     }
 
     fn acks(&self) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<AckResult>>> {
@@ -95,8 +112,28 @@ impl SocketInner {
         }
         let (tx, rx) = oneshot::channel();
         self.acks().insert(id, tx);
+        // A disconnect that cleared the map meanwhile must not leave this one waiting.
+        if !self.connected.load(Ordering::Acquire) {
+            self.forget_ack(id);
+            return None;
+        }
         Some(AckFuture::waiting(rx, self, id, timeout))
     }
+}
+
+/// A packet from the client for one socket.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    Event {
+        event: String,
+        args: Payload,
+        id: Option<u64>,
+    },
+    Ack {
+        id: u64,
+        args: Payload,
+    },
+    Disconnect,
 }
 
 /// One client connected to one namespace: a cheap, cloneable handle.
@@ -149,10 +186,10 @@ impl SocketRef {
         H: EventHandler<M>,
         M: 'static,
     {
-        self.0
-            .listeners()
-            .events
-            .insert(event.into(), boxed_event(handler));
+        let (event, handler) = (event.into(), boxed_event(handler));
+        self.0.register(|l| {
+            l.events.insert(event, handler);
+        });
     }
 
     /// Removes the handler of `event`.
@@ -162,13 +199,15 @@ impl SocketRef {
 
     /// Calls `handler` when the socket has left its namespace, with the reason.
     pub fn on_disconnect<H: DisconnectHandler<M>, M: 'static>(&self, handler: H) {
-        self.0.listeners().disconnect = Some(boxed_disconnect(handler));
+        let handler = boxed_disconnect(handler);
+        self.0.register(|l| l.disconnect = Some(handler));
     }
 
     /// Calls `handler` when the socket is about to leave its namespace, while its rooms are
     /// still visible.
     pub fn on_disconnecting<H: DisconnectHandler<M>, M: 'static>(&self, handler: H) {
-        self.0.listeners().disconnecting = Some(boxed_disconnect(handler));
+        let handler = boxed_disconnect(handler);
+        self.0.register(|l| l.disconnecting = Some(handler));
     }
 
     /// Calls `listener` with every event the client sends, before its own handler.
@@ -176,7 +215,7 @@ impl SocketRef {
     where
         F: Fn(&SocketRef, &str, &Payload) + Send + Sync + 'static,
     {
-        self.0.listeners().any_incoming.push(Arc::new(listener));
+        self.0.register(|l| l.any_incoming.push(Arc::new(listener)));
     }
 
     /// Calls `listener` with every event this socket emits to its client (not broadcasts).
@@ -184,7 +223,7 @@ impl SocketRef {
     where
         F: Fn(&SocketRef, &str, &Payload) + Send + Sync + 'static,
     {
-        self.0.listeners().any_outgoing.push(Arc::new(listener));
+        self.0.register(|l| l.any_outgoing.push(Arc::new(listener)));
     }
 
     /// Runs `middleware` on every event the client sends, before any listener. An error
@@ -194,11 +233,10 @@ impl SocketRef {
         F: Fn(&SocketRef, &str, &Payload) -> Result<(), E> + Send + Sync + 'static,
         E: fmt::Display,
     {
-        self.0.listeners().middlewares.push(Arc::new(
-            move |s: &SocketRef, e: &str, p: &Payload| {
-                middleware(s, e, p).map_err(|e| e.to_string())
-            },
-        ));
+        let middleware: PacketMiddleware = Arc::new(move |s: &SocketRef, e: &str, p: &Payload| {
+            middleware(s, e, p).map_err(|e| e.to_string())
+        });
+        self.0.register(|l| l.middlewares.push(middleware));
     }
 
     /// Emits `event` with one argument to this socket's client.
@@ -270,9 +308,10 @@ impl SocketRef {
         self.broadcast().to(rooms)
     }
 
-    /// Broadcasts to `rooms`, this socket included if it is in one of them.
+    /// The same as [`to`](Self::to) (`socket.in` in the JavaScript API): this socket is
+    /// left out. To include it, start from the namespace or the server (`io.within(room)`).
     pub fn within(&self, rooms: impl IntoRooms) -> BroadcastOperator {
-        BroadcastOperator::new(self.0.ns.clone()).within(rooms)
+        self.to(rooms)
     }
 
     /// Broadcasts to every socket of the namespace except this one and those in `rooms`.
@@ -301,8 +340,13 @@ impl SocketRef {
     /// Joins `rooms`. Works from a connect middleware too (the rooms are dropped if the
     /// socket is refused); does nothing once the socket has left.
     pub fn join(&self, rooms: impl IntoRooms) {
-        if !self.0.gone.load(Ordering::Acquire) {
-            self.0.ns.adapter.add_all(self.id(), &rooms.into_rooms());
+        if self.0.is_gone() {
+            return;
+        }
+        self.0.ns.adapter.add_all(self.id(), &rooms.into_rooms());
+        // Leaving meanwhile cleared the rooms before these were added: clear them again.
+        if self.0.is_gone() {
+            self.0.ns.adapter.del_all(self.id());
         }
     }
 
@@ -320,7 +364,7 @@ impl SocketRef {
 
     /// The rooms the socket is in, its own included; none once it has left.
     pub fn rooms(&self) -> Vec<Room> {
-        if self.0.gone.load(Ordering::Acquire) {
+        if self.0.is_gone() {
             return Vec::new();
         }
         self.0.ns.adapter.socket_rooms(self.id())
@@ -358,12 +402,11 @@ impl SocketRef {
     /// (and the client's other namespaces) stay.
     pub fn disconnect(&self) {
         if self.connected() {
-            let _ = self
-                .0
-                .ns
-                .parser()
-                .disconnect(self.ns())
-                .send(&self.0.engine);
+            // Forgotten by the client first, so a CONNECT it sends as soon as it reads the
+            // DISCONNECT is a new connect, not a duplicate.
+            crate::client::forget_socket(&self.0.engine, self.id());
+            let packet = self.0.ns.parser().disconnect(self.ns());
+            let _ = packet.send(&self.0.engine);
             self.close_with(DisconnectReason::ServerNamespaceDisconnect);
         }
     }
@@ -382,12 +425,12 @@ impl SocketRef {
         }
         let disconnecting = self.0.listeners().disconnecting.take();
         if let Some(hook) = disconnecting {
-            hook(self.clone(), reason);
+            self.call_hook("disconnecting", || hook(self.clone(), reason));
         }
         self.0.gone.store(true, Ordering::Release);
         // Dropping the senders fails every pending ack at once.
         drop(std::mem::take(&mut *self.0.acks()));
-        crate::client::forget_socket(&self.0.engine, self.ns());
+        crate::client::forget_socket(&self.0.engine, self.id());
         self.0.ns.remove_socket(self.id());
         let disconnect = {
             let mut listeners = self.0.listeners();
@@ -397,12 +440,58 @@ impl SocketRef {
         };
         tracing::debug!(ns = self.ns(), socket = %self.id(), %reason, "socket disconnected");
         if let Some(hook) = disconnect {
-            hook(self.clone(), reason);
+            self.call_hook("disconnect", || hook(self.clone(), reason));
+        }
+    }
+
+    /// Runs a user hook of the disconnect path: a panic is logged and the cleanup goes on.
+    fn call_hook(&self, name: &str, hook: impl FnOnce()) {
+        if panic::catch_unwind(AssertUnwindSafe(hook)).is_err() {
+            tracing::error!(ns = self.ns(), socket = %self.id(), hook = name, "a hook panicked");
+        }
+    }
+
+    /// Takes one packet from the client: at once, or after the connect handler has run.
+    pub(crate) fn receive(&self, packet: Inbound) {
+        {
+            let mut backlog = self.0.backlog.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(waiting) = backlog.as_mut() {
+                waiting.push(packet);
+                return;
+            }
+        }
+        self.dispatch(packet);
+    }
+
+    /// The connect handler has run: delivers what waited, then lets packets through.
+    pub(crate) fn mark_ready(&self) {
+        loop {
+            let batch = {
+                let mut backlog = self.0.backlog.lock().unwrap_or_else(|e| e.into_inner());
+                match backlog.as_mut() {
+                    Some(waiting) if !waiting.is_empty() => std::mem::take(waiting),
+                    _ => {
+                        *backlog = None;
+                        return;
+                    }
+                }
+            };
+            for packet in batch {
+                self.dispatch(packet);
+            }
+        }
+    }
+
+    fn dispatch(&self, packet: Inbound) {
+        match packet {
+            Inbound::Event { event, args, id } => self.on_event(event, args, id),
+            Inbound::Ack { id, args } => self.on_ack(id, args),
+            Inbound::Disconnect => self.close_with(DisconnectReason::ClientNamespaceDisconnect),
         }
     }
 
     /// Delivers one event from the client: middlewares, catch-all listeners, then the handler.
-    pub(crate) fn on_event(&self, event: String, args: Payload, id: Option<u64>) {
+    fn on_event(&self, event: String, args: Payload, id: Option<u64>) {
         let (middlewares, any, handler) = {
             let listeners = self.0.listeners();
             (
@@ -430,7 +519,7 @@ impl SocketRef {
     }
 
     /// Delivers the client's acknowledgement of one of our events.
-    pub(crate) fn on_ack(&self, id: u64, args: Payload) {
+    fn on_ack(&self, id: u64, args: Payload) {
         let waiter = self.0.acks().remove(&id);
         if let Some(waiter) = waiter {
             let _ = waiter.send(Ok(args));

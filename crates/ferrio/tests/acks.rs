@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Client, WAIT, join_root, recv, socket_server};
+use common::{Client, WAIT, hand_sockets, join_root, joined_to, nsp_prefix, recv, socket_server};
 use ferrio::{AckError, AckSender, EmitError, Io, Payload, Sid, SocketRef};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -20,13 +20,8 @@ const LONG: Duration = Duration::from_secs(30);
 /// id and the event array.
 async fn event_with_ack(client: &mut Client, nsp: &str) -> (u64, Value) {
     let text = client.text().await;
-    let prefix = if nsp == "/" {
-        "2".to_owned()
-    } else {
-        format!("2{nsp},")
-    };
     let rest = text
-        .strip_prefix(&prefix)
+        .strip_prefix(&format!("2{}", nsp_prefix(nsp)))
         .unwrap_or_else(|| panic!("not an event on {nsp}: {text}"));
     let digits = rest
         .find('[')
@@ -82,14 +77,8 @@ async fn emit_args_with_ack_sends_several_arguments_and_takes_a_binary_answer() 
 #[tokio::test]
 async fn emit_with_ack_works_in_other_namespaces() {
     let (tx, mut others) = mpsc::unbounded_channel();
-    let (addr, _io, _sockets) = socket_server(Io::builder(), move |io| {
-        io.ns("/x", move |socket: SocketRef| {
-            let _ = tx.send(socket);
-        });
-    })
-    .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/x", None).await;
+    let (addr, _io, _sockets) = socket_server(Io::builder(), |io| hand_sockets(io, "/x", tx)).await;
+    let mut client = joined_to(addr, &["/x"]).await;
     let socket = recv(&mut others).await;
     let ack = socket.emit_with_ack("q", &());
     let (id, event) = event_with_ack(&mut client, "/x").await;

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use common::{Client, serve};
+use common::{Client, joined, serve};
 use ferrio::{AckSender, Data, Io, SocketRef};
 use http::{Request, StatusCode, header};
 use tower::ServiceExt;
@@ -143,12 +143,10 @@ async fn the_io_extractor_lets_an_http_handler_emit_to_a_room() {
         .route("/notify/{room}", post(notify))
         .layer(layer);
     let addr = serve(app.clone()).await;
-    let mut member = Client::connect(addr).await;
-    member.join("/", None).await;
+    let mut member = joined(addr).await;
     member.send(r#"21["join","news"]"#).await;
     assert_eq!(member.text().await, "31[true]");
-    let mut outsider = Client::connect(addr).await;
-    outsider.join("/", None).await;
+    let mut outsider = joined(addr).await;
 
     let request = Request::post("/notify/news")
         .body(Body::from("extra!"))
@@ -178,10 +176,8 @@ async fn io_as_router_state() {
         .with_state(io.clone())
         .layer(layer);
     let addr = serve(app.clone()).await;
-    let mut a = Client::connect(addr).await;
-    a.join("/", None).await;
-    let mut b = Client::connect(addr).await;
-    b.join("/", None).await;
+    let _a = joined(addr).await;
+    let _b = joined(addr).await;
     assert_eq!(call(&app, get_request("/count")).await.2, "2");
 }
 

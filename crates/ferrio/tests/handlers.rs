@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Client, assert_no_recv, recv, server};
+use common::{
+    Client, assert_no_recv, event_server, joined, recv, root_server, server, socket_server,
+};
 use ferrio::{
     AckSender, Args, Data, DisconnectReason, EmitError, Event, Extension, Io, Payload, SocketRef,
     State, TryData,
@@ -34,13 +36,6 @@ struct User(String);
 #[derive(Debug, Clone, PartialEq)]
 struct Role(&'static str);
 
-/// A client joined to `/`.
-async fn joined(addr: std::net::SocketAddr) -> Client {
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
-    client
-}
-
 // ---------------------------------------------------------------------------------------
 // SocketRef, Data, TryData, Args, Payload, Event
 // ---------------------------------------------------------------------------------------
@@ -48,17 +43,15 @@ async fn joined(addr: std::net::SocketAddr) -> Client {
 #[tokio::test]
 async fn socket_ref_is_the_same_socket_in_connect_event_and_disconnect_handlers() {
     let (tx, mut rx) = channel::<(&'static str, SocketRef)>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let _ = tx.send(("connect", socket.clone()));
-            let on_event = tx.clone();
-            socket.on("hi", move |socket: SocketRef| {
-                let _ = on_event.send(("event", socket));
-            });
-            let on_disconnect = tx.clone();
-            socket.on_disconnect(move |socket: SocketRef| {
-                let _ = on_disconnect.send(("disconnect", socket));
-            });
+    let (addr, _io) = root_server(Io::builder(), move |socket| {
+        let _ = tx.send(("connect", socket.clone()));
+        let on_event = tx.clone();
+        socket.on("hi", move |socket: SocketRef| {
+            let _ = on_event.send(("event", socket));
+        });
+        let on_disconnect = tx.clone();
+        socket.on_disconnect(move |socket: SocketRef| {
+            let _ = on_disconnect.send(("disconnect", socket));
         });
     })
     .await;
@@ -91,13 +84,8 @@ struct Message {
 #[tokio::test]
 async fn data_is_the_first_argument_of_an_event() {
     let (tx, mut rx) = channel::<Message>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let tx = tx.clone();
-            socket.on("msg", move |Data(message): Data<Message>| {
-                let _ = tx.send(message);
-            });
-        });
+    let (addr, _io) = event_server(Io::builder(), "msg", move |Data(message): Data<Message>| {
+        let _ = tx.send(message);
     })
     .await;
     let mut client = joined(addr).await;
@@ -169,8 +157,7 @@ async fn try_data_hands_the_deserialization_error_to_the_handler() {
         );
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     let auth = recv(&mut rx).await.unwrap_err();
     assert!(auth.starts_with("invalid payload:"), "{auth}");
     client.send(r#"21["n","seven"]"#).await;
@@ -185,16 +172,14 @@ async fn try_data_hands_the_deserialization_error_to_the_handler() {
 #[tokio::test]
 async fn args_extracts_every_argument_as_one_typed_sequence() {
     let (tx, mut rx) = channel::<Value>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let pair = tx.clone();
-            socket.on("pair", move |Args((name, n)): Args<(String, u32)>| {
-                let _ = pair.send(json!([name, n]));
-            });
-            let every = tx.clone();
-            socket.on("all", move |Args(all): Args<Vec<Value>>| {
-                let _ = every.send(Value::Array(all));
-            });
+    let (addr, _io) = root_server(Io::builder(), move |socket| {
+        let pair = tx.clone();
+        socket.on("pair", move |Args((name, n)): Args<(String, u32)>| {
+            let _ = pair.send(json!([name, n]));
+        });
+        let every = tx.clone();
+        socket.on("all", move |Args(all): Args<Vec<Value>>| {
+            let _ = every.send(Value::Array(all));
         });
     })
     .await;
@@ -221,24 +206,19 @@ async fn args_extracts_every_argument_as_one_typed_sequence() {
 #[tokio::test]
 async fn payload_gets_deserializes_and_serializes_arguments() {
     let (tx, mut rx) = channel::<Value>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let tx = tx.clone();
-            socket.on("p", move |payload: Payload| {
-                let all: (String, u32, Value) = payload.deserialize().unwrap();
-                let _ = tx.send(json!({
-                    "len": payload.len(),
-                    "empty": payload.is_empty(),
-                    "first": payload.get::<String>(0).unwrap(),
-                    "absent": payload.get::<Option<u32>>(7).unwrap(),
-                    "wrong_type": payload.get::<u32>(0).is_err(),
-                    "all": all,
-                    "arg2": serde_json::to_value(payload.arg(2).unwrap()).unwrap(),
-                    "arg3": payload.arg(3).is_none(),
-                    "whole": serde_json::to_value(&payload).unwrap(),
-                }));
-            });
-        });
+    let (addr, _io) = event_server(Io::builder(), "p", move |payload: Payload| {
+        let all: (String, u32, Value) = payload.deserialize().unwrap();
+        let _ = tx.send(json!({
+            "len": payload.len(),
+            "empty": payload.is_empty(),
+            "first": payload.get::<String>(0).unwrap(),
+            "absent": payload.get::<Option<u32>>(7).unwrap(),
+            "wrong_type": payload.get::<u32>(0).is_err(),
+            "all": all,
+            "arg2": serde_json::to_value(payload.arg(2).unwrap()).unwrap(),
+            "arg3": payload.arg(3).is_none(),
+            "whole": serde_json::to_value(&payload).unwrap(),
+        }));
     })
     .await;
     let mut client = joined(addr).await;
@@ -262,13 +242,8 @@ async fn payload_gets_deserializes_and_serializes_arguments() {
 #[tokio::test]
 async fn payload_of_an_event_without_arguments_is_empty() {
     let (tx, mut rx) = channel::<(usize, bool)>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let tx = tx.clone();
-            socket.on("none", move |payload: Payload| {
-                let _ = tx.send((payload.len(), payload.is_empty()));
-            });
-        });
+    let (addr, _io) = event_server(Io::builder(), "none", move |payload: Payload| {
+        let _ = tx.send((payload.len(), payload.is_empty()));
     })
     .await;
     let mut client = joined(addr).await;
@@ -278,13 +253,11 @@ async fn payload_of_an_event_without_arguments_is_empty() {
 
 #[tokio::test]
 async fn payload_emitted_again_keeps_every_argument_verbatim() {
-    let (addr, _io) = server(Io::builder(), |io| {
-        io.ns("/", |socket: SocketRef| {
-            socket.on("echo", |socket: SocketRef, payload: Payload| {
-                socket.emit_args("echo", &payload)
-            });
-        });
-    })
+    let (addr, _io) = event_server(
+        Io::builder(),
+        "echo",
+        |socket: SocketRef, payload: Payload| socket.emit_args("echo", &payload),
+    )
     .await;
     let mut client = joined(addr).await;
     let packet = r#"2["echo",1,"two",{"three":[3.5,true]},null,[]]"#;
@@ -295,24 +268,22 @@ async fn payload_emitted_again_keeps_every_argument_verbatim() {
 #[tokio::test]
 async fn payload_emitted_again_keeps_binary_arguments() {
     let (tx, mut rx) = channel::<(Bytes, String)>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let tx = tx.clone();
-            socket.on("echo", move |socket: SocketRef, payload: Payload| {
-                #[derive(Deserialize)]
-                struct Nested {
-                    b: Bytes,
-                }
-                let first: Bytes = payload.get(0).unwrap();
-                let nested: Nested = payload.get(2).unwrap();
-                let text: String = payload.get(1).unwrap();
-                assert_eq!(nested.b, Bytes::from_static(&[4, 5]));
-                let _ = tx.send((first, text));
-                socket.emit_args("echo", &payload)
-            });
-            socket.on("ack", |payload: Payload, ack: AckSender| {
-                ack.send_args(&payload)
-            });
+    let (addr, _io) = root_server(Io::builder(), move |socket| {
+        let tx = tx.clone();
+        socket.on("echo", move |socket: SocketRef, payload: Payload| {
+            #[derive(Deserialize)]
+            struct Nested {
+                b: Bytes,
+            }
+            let first: Bytes = payload.get(0).unwrap();
+            let nested: Nested = payload.get(2).unwrap();
+            let text: String = payload.get(1).unwrap();
+            assert_eq!(nested.b, Bytes::from_static(&[4, 5]));
+            let _ = tx.send((first, text));
+            socket.emit_args("echo", &payload)
+        });
+        socket.on("ack", |payload: Payload, ack: AckSender| {
+            ack.send_args(&payload)
         });
     })
     .await;
@@ -356,15 +327,13 @@ async fn payload_emitted_again_keeps_binary_arguments() {
 #[tokio::test]
 async fn event_extractor_names_the_event_of_a_shared_handler() {
     let (tx, mut rx) = channel::<String>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let tx = tx.clone();
-            let handler = move |Event(name): Event| {
-                let _ = tx.send(name);
-            };
-            socket.on("a", handler.clone());
-            socket.on("b", handler);
-        });
+    let (addr, _io) = root_server(Io::builder(), move |socket| {
+        let tx = tx.clone();
+        let handler = move |Event(name): Event| {
+            let _ = tx.send(name);
+        };
+        socket.on("a", handler.clone());
+        socket.on("b", handler);
     })
     .await;
     let mut client = joined(addr).await;
@@ -377,17 +346,13 @@ async fn event_extractor_names_the_event_of_a_shared_handler() {
 #[tokio::test]
 async fn option_of_an_extractor_is_none_instead_of_a_refusal() {
     let (tx, mut rx) = channel::<(Option<Data<u32>>, Option<Extension<User>>)>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let tx = tx.clone();
-            socket.on(
-                "maybe",
-                move |data: Option<Data<u32>>, user: Option<Extension<User>>| {
-                    let _ = tx.send((data, user));
-                },
-            );
-        });
-    })
+    let (addr, _io) = event_server(
+        Io::builder(),
+        "maybe",
+        move |data: Option<Data<u32>>, user: Option<Extension<User>>| {
+            let _ = tx.send((data, user));
+        },
+    )
     .await;
     let mut client = joined(addr).await;
     client.send(r#"21["maybe","x"]"#).await;
@@ -406,13 +371,11 @@ async fn option_of_an_extractor_is_none_instead_of_a_refusal() {
 
 #[tokio::test]
 async fn ack_sender_answers_with_one_argument() {
-    let (addr, _io) = server(Io::builder(), |io| {
-        io.ns("/", |socket: SocketRef| {
-            socket.on("q", |Data(x): Data<String>, ack: AckSender| {
-                ack.send(&format!("{x}!"))
-            });
-        });
-    })
+    let (addr, _io) = event_server(
+        Io::builder(),
+        "q",
+        |Data(x): Data<String>, ack: AckSender| ack.send(&format!("{x}!")),
+    )
     .await;
     let mut client = joined(addr).await;
     client.send(r#"21["q","x"]"#).await;
@@ -449,15 +412,10 @@ async fn ack_sender_send_args_answers_with_several_arguments() {
 #[tokio::test]
 async fn ack_sender_without_an_ack_id_is_not_requested_and_sending_is_a_no_op() {
     let (tx, mut rx) = channel::<(bool, bool)>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let tx = tx.clone();
-            socket.on("q", move |ack: AckSender| {
-                let requested = ack.is_requested();
-                let sent = ack.send("answer").is_ok();
-                let _ = tx.send((requested, sent));
-            });
-        });
+    let (addr, _io) = event_server(Io::builder(), "q", move |ack: AckSender| {
+        let requested = ack.is_requested();
+        let sent = ack.send("answer").is_ok();
+        let _ = tx.send((requested, sent));
     })
     .await;
     let mut client = joined(addr).await;
@@ -471,13 +429,9 @@ async fn ack_sender_without_an_ack_id_is_not_requested_and_sending_is_a_no_op() 
 
 #[tokio::test]
 async fn ack_sender_can_answer_after_an_await() {
-    let (addr, _io) = server(Io::builder(), |io| {
-        io.ns("/", |socket: SocketRef| {
-            socket.on("later", async |ack: AckSender| {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                ack.send("done")
-            });
-        });
+    let (addr, _io) = event_server(Io::builder(), "later", async |ack: AckSender| {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        ack.send("done")
     })
     .await;
     let mut client = joined(addr).await;
@@ -521,8 +475,7 @@ async fn state_reaches_connect_event_and_disconnect_handlers() {
     assert_eq!(io.state::<String>().as_deref(), Some("config"));
     assert!(io.state::<u8>().is_none());
 
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     assert_eq!(recv(&mut rx).await, "connect config");
     client.send(r#"21["count"]"#).await;
     assert_eq!(client.text().await, "31[1]");
@@ -536,14 +489,12 @@ async fn state_reaches_connect_event_and_disconnect_handlers() {
 #[tokio::test]
 async fn missing_state_refuses_the_event() {
     let (tx, mut rx) = channel::<u64>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let tx = tx.clone();
-            socket.on("need", move |State(n): State<u64>| {
-                let _ = tx.send(n);
-            });
-            socket.on("ok", |ack: AckSender| ack.send("ok"));
+    let (addr, _io) = root_server(Io::builder(), move |socket| {
+        let tx = tx.clone();
+        socket.on("need", move |State(n): State<u64>| {
+            let _ = tx.send(n);
         });
+        socket.on("ok", |ack: AckSender| ack.send("ok"));
     })
     .await;
     let mut client = joined(addr).await;
@@ -561,26 +512,24 @@ async fn missing_state_refuses_the_event() {
 #[tokio::test]
 async fn extension_reads_the_socket_data_stored_with_insert() {
     let (tx, mut rx) = channel::<String>();
-    let (addr, _io) = server(Io::builder().with_state(tx), |io| {
-        io.ns("/", |socket: SocketRef| {
-            assert_eq!(socket.insert(User("ann".into())), None);
-            assert_eq!(socket.get::<User>(), Some(User("ann".into())));
-            // Inserting again replaces the value and hands back the old one.
-            assert_eq!(socket.insert(User("bob".into())), Some(User("ann".into())));
-            socket.insert(Role("admin"));
-            socket.on(
-                "whoami",
-                |Extension(User(name)): Extension<User>, ack: AckSender| ack.send(&name),
-            );
-            socket.on("logout", |socket: SocketRef, ack: AckSender| {
-                ack.send(&socket.remove::<User>().map(|u| u.0))
-            });
-            socket.on_disconnect(
-                |Extension(Role(role)): Extension<Role>, State(tx): State<Tx<String>>| {
-                    let _ = tx.send(role.to_owned());
-                },
-            );
+    let (addr, _io) = root_server(Io::builder().with_state(tx), |socket| {
+        assert_eq!(socket.insert(User("ann".into())), None);
+        assert_eq!(socket.get::<User>(), Some(User("ann".into())));
+        // Inserting again replaces the value and hands back the old one.
+        assert_eq!(socket.insert(User("bob".into())), Some(User("ann".into())));
+        socket.insert(Role("admin"));
+        socket.on(
+            "whoami",
+            |Extension(User(name)): Extension<User>, ack: AckSender| ack.send(&name),
+        );
+        socket.on("logout", |socket: SocketRef, ack: AckSender| {
+            ack.send(&socket.remove::<User>().map(|u| u.0))
         });
+        socket.on_disconnect(
+            |Extension(Role(role)): Extension<Role>, State(tx): State<Tx<String>>| {
+                let _ = tx.send(role.to_owned());
+            },
+        );
     })
     .await;
     let mut client = joined(addr).await;
@@ -624,12 +573,10 @@ async fn extension_in_a_connect_handler_reads_what_a_middleware_stored() {
 #[tokio::test]
 async fn disconnect_handler_gets_the_reason() {
     let (tx, mut rx) = channel::<(String, DisconnectReason)>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let tx = tx.clone();
-            socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
-                let _ = tx.send((socket.id().to_string(), reason));
-            });
+    let (addr, _io) = root_server(Io::builder(), move |socket| {
+        let tx = tx.clone();
+        socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
+            let _ = tx.send((socket.id().to_string(), reason));
         });
     })
     .await;
@@ -676,25 +623,23 @@ fn plain_fn_disconnect(socket: SocketRef, State(tx): State<Tx<String>>) {
 #[tokio::test]
 async fn event_handlers_may_be_async_fns_async_closures_closures_or_plain_fns() {
     let (tx, mut rx) = channel::<String>();
-    let (addr, _io) = server(Io::builder().with_state(tx), |io| {
-        io.ns("/", |socket: SocketRef| {
-            socket.on("async_fn", async_fn_event);
-            socket.on("plain_fn", plain_fn_event);
-            socket.on(
-                "async_closure",
-                async |State(tx): State<Tx<String>>, Event(e): Event| {
-                    tokio::task::yield_now().await;
-                    let _ = tx.send(format!("async closure {e}"));
-                },
-            );
-            socket.on(
-                "closure",
-                |State(tx): State<Tx<String>>, Event(e): Event| {
-                    let _ = tx.send(format!("closure {e}"));
-                },
-            );
-            socket.on("no_args", || {});
-        });
+    let (addr, _io) = root_server(Io::builder().with_state(tx), |socket| {
+        socket.on("async_fn", async_fn_event);
+        socket.on("plain_fn", plain_fn_event);
+        socket.on(
+            "async_closure",
+            async |State(tx): State<Tx<String>>, Event(e): Event| {
+                tokio::task::yield_now().await;
+                let _ = tx.send(format!("async closure {e}"));
+            },
+        );
+        socket.on(
+            "closure",
+            |State(tx): State<Tx<String>>, Event(e): Event| {
+                let _ = tx.send(format!("closure {e}"));
+            },
+        );
+        socket.on("no_args", || {});
     })
     .await;
     let mut client = joined(addr).await;
@@ -825,15 +770,14 @@ async fn handlers_take_up_to_eight_extractors() {
 #[tokio::test]
 async fn data_that_does_not_deserialize_answers_the_ack_with_an_error() {
     let (tx, mut rx) = channel::<u32>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let tx = tx.clone();
-            socket.on("n", move |Data(n): Data<u32>, ack: AckSender| {
-                let _ = tx.send(n);
-                ack.send("ok")
-            });
-        });
-    })
+    let (addr, _io) = event_server(
+        Io::builder(),
+        "n",
+        move |Data(n): Data<u32>, ack: AckSender| {
+            let _ = tx.send(n);
+            ack.send("ok")
+        },
+    )
     .await;
     let mut client = joined(addr).await;
     client.send(r#"213["n","x"]"#).await;
@@ -855,13 +799,11 @@ async fn data_that_does_not_deserialize_answers_the_ack_with_an_error() {
 
 #[tokio::test]
 async fn a_refused_event_answers_the_ack_whatever_the_extractor_order() {
-    let (addr, _io) = server(Io::builder(), |io| {
-        io.ns("/", |socket: SocketRef| {
-            socket.on("ack_first", |ack: AckSender, Data(n): Data<u32>| {
-                ack.send(&n)
-            });
-        });
-    })
+    let (addr, _io) = event_server(
+        Io::builder(),
+        "ack_first",
+        |ack: AckSender, Data(n): Data<u32>| ack.send(&n),
+    )
     .await;
     let mut client = joined(addr).await;
     client.send(r#"21["ack_first","x"]"#).await;
@@ -874,13 +816,8 @@ async fn a_refused_event_answers_the_ack_whatever_the_extractor_order() {
 #[tokio::test]
 async fn data_that_does_not_deserialize_without_an_ack_skips_the_event() {
     let (tx, mut rx) = channel::<u32>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let tx = tx.clone();
-            socket.on("n", move |Data(n): Data<u32>| {
-                let _ = tx.send(n);
-            });
-        });
+    let (addr, _io) = event_server(Io::builder(), "n", move |Data(n): Data<u32>| {
+        let _ = tx.send(n);
     })
     .await;
     let mut client = joined(addr).await;
@@ -895,24 +832,22 @@ async fn data_that_does_not_deserialize_without_an_ack_skips_the_event() {
 #[tokio::test]
 async fn handlers_returning_err_do_not_break_the_socket() {
     let (tx, mut rx) = channel::<&'static str>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let sync_tx = tx.clone();
-            socket.on("sync_err", move || {
-                let _ = sync_tx.send("sync");
-                Err::<(), _>("sync failure")
-            });
-            let async_tx = tx.clone();
-            socket.on("async_err", move || {
-                let tx = async_tx.clone();
-                async move {
-                    tokio::task::yield_now().await;
-                    let _ = tx.send("async");
-                    Err::<(), _>(std::io::Error::other("async failure"))
-                }
-            });
-            socket.on("ok", |ack: AckSender| ack.send("still here"));
+    let (addr, _io) = root_server(Io::builder(), move |socket| {
+        let sync_tx = tx.clone();
+        socket.on("sync_err", move || {
+            let _ = sync_tx.send("sync");
+            Err::<(), _>("sync failure")
         });
+        let async_tx = tx.clone();
+        socket.on("async_err", move || {
+            let tx = async_tx.clone();
+            async move {
+                tokio::task::yield_now().await;
+                let _ = tx.send("async");
+                Err::<(), _>(std::io::Error::other("async failure"))
+            }
+        });
+        socket.on("ok", |ack: AckSender| ack.send("still here"));
     })
     .await;
     let mut client = joined(addr).await;
@@ -928,12 +863,7 @@ async fn handlers_returning_err_do_not_break_the_socket() {
 
 #[tokio::test]
 async fn events_without_a_handler_are_ignored() {
-    let (addr, _io) = server(Io::builder(), |io| {
-        io.ns("/", |socket: SocketRef| {
-            socket.on("ok", |ack: AckSender| ack.send("ok"));
-        });
-    })
-    .await;
+    let (addr, _io) = event_server(Io::builder(), "ok", |ack: AckSender| ack.send("ok")).await;
     let mut client = joined(addr).await;
     client.send(r#"21["nobody",1]"#).await;
     client.assert_quiet().await;
@@ -943,14 +873,12 @@ async fn events_without_a_handler_are_ignored() {
 
 #[tokio::test]
 async fn on_replaces_the_handler_of_an_event_and_off_removes_it() {
-    let (addr, _io) = server(Io::builder(), |io| {
-        io.ns("/", |socket: SocketRef| {
-            socket.on("q", |ack: AckSender| ack.send("first"));
-            socket.on("q", |ack: AckSender| ack.send("second"));
-            socket.on("off", |socket: SocketRef, ack: AckSender| {
-                socket.off("q");
-                ack.send("removed")
-            });
+    let (addr, _io) = root_server(Io::builder(), |socket| {
+        socket.on("q", |ack: AckSender| ack.send("first"));
+        socket.on("q", |ack: AckSender| ack.send("second"));
+        socket.on("off", |socket: SocketRef, ack: AckSender| {
+            socket.off("q");
+            ack.send("removed")
         });
     })
     .await;
@@ -970,17 +898,15 @@ async fn on_replaces_the_handler_of_an_event_and_off_removes_it() {
 #[tokio::test]
 async fn a_handler_that_awaits_blocks_neither_other_sockets_nor_its_own_next_events() {
     let gate = Arc::new(Notify::new());
-    let (addr, _io) = server(Io::builder().with_state(gate.clone()), |io| {
-        io.ns("/", |socket: SocketRef| {
-            socket.on(
-                "slow",
-                async |State(gate): State<Arc<Notify>>, ack: AckSender| {
-                    gate.notified().await;
-                    ack.send("slow done")
-                },
-            );
-            socket.on("fast", |ack: AckSender| ack.send("fast"));
-        });
+    let (addr, _io) = root_server(Io::builder().with_state(gate.clone()), |socket| {
+        socket.on(
+            "slow",
+            async |State(gate): State<Arc<Notify>>, ack: AckSender| {
+                gate.notified().await;
+                ack.send("slow done")
+            },
+        );
+        socket.on("fast", |ack: AckSender| ack.send("fast"));
     })
     .await;
     let mut a = joined(addr).await;
@@ -997,15 +923,15 @@ async fn a_handler_that_awaits_blocks_neither_other_sockets_nor_its_own_next_eve
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn what_handlers_emit_before_their_first_await_leaves_in_packet_order() {
     const N: u64 = 200;
-    let (addr, _io) = server(Io::builder(), |io| {
-        io.ns("/", |socket: SocketRef| {
-            socket.on("n", async |socket: SocketRef, Data(n): Data<u64>| {
-                let _ = socket.emit("first", &n);
-                tokio::time::sleep(Duration::from_millis(n % 3)).await;
-                let _ = socket.emit("later", &n);
-            });
-        });
-    })
+    let (addr, _io) = event_server(
+        Io::builder(),
+        "n",
+        async |socket: SocketRef, Data(n): Data<u64>| {
+            let _ = socket.emit("first", &n);
+            tokio::time::sleep(Duration::from_millis(n % 3)).await;
+            let _ = socket.emit("later", &n);
+        },
+    )
     .await;
     let mut client = joined(addr).await;
     for n in 0..N {
@@ -1047,8 +973,7 @@ async fn socket_emit_and_emit_args_write_the_event_packet() {
         });
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     let socket = recv(&mut rx).await;
 
     socket
@@ -1080,13 +1005,7 @@ async fn socket_emit_and_emit_args_write_the_event_packet() {
 
 #[tokio::test]
 async fn socket_emit_of_bytes_sends_a_binary_event() {
-    let (tx, mut rx) = channel::<SocketRef>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let _ = tx.send(socket);
-        });
-    })
-    .await;
+    let (addr, _io, mut rx) = socket_server(Io::builder(), |_| {}).await;
     let mut client = joined(addr).await;
     let socket = recv(&mut rx).await;
     socket
@@ -1101,15 +1020,8 @@ async fn socket_emit_of_bytes_sends_a_binary_event() {
 
 #[tokio::test]
 async fn emitting_to_a_disconnected_socket_fails_with_closed() {
-    let (tx, mut rx) = channel::<SocketRef>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let _ = tx.send(socket);
-        });
-    })
-    .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let (addr, _io, mut rx) = socket_server(Io::builder(), |_| {}).await;
+    let mut client = joined(addr).await;
     let socket = recv(&mut rx).await;
     client.close().await;
     let deadline = tokio::time::Instant::now() + common::WAIT;
@@ -1122,13 +1034,7 @@ async fn emitting_to_a_disconnected_socket_fails_with_closed() {
 
 #[tokio::test]
 async fn emitting_after_leaving_the_namespace_fails_with_closed() {
-    let (tx, mut rx) = channel::<SocketRef>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let _ = tx.send(socket);
-        });
-    })
-    .await;
+    let (addr, _io, mut rx) = socket_server(Io::builder(), |_| {}).await;
     let mut client = joined(addr).await;
     let socket = recv(&mut rx).await;
     client.send("1").await;
@@ -1148,17 +1054,13 @@ async fn emitting_after_leaving_the_namespace_fails_with_closed() {
 #[tokio::test]
 async fn binary_event_from_the_client_reaches_data_as_bytes() {
     let (tx, mut rx) = channel::<(String, Bytes)>();
-    let (addr, _io) = server(Io::builder(), move |io| {
-        io.ns("/", move |socket: SocketRef| {
-            let tx = tx.clone();
-            socket.on(
-                "upload",
-                move |Args((name, data)): Args<(String, Bytes)>| {
-                    let _ = tx.send((name, data));
-                },
-            );
-        });
-    })
+    let (addr, _io) = event_server(
+        Io::builder(),
+        "upload",
+        move |Args((name, data)): Args<(String, Bytes)>| {
+            let _ = tx.send((name, data));
+        },
+    )
     .await;
     let mut client = joined(addr).await;
     client

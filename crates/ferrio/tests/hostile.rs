@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::polling::PollingClient;
-use common::{Client, Frame, WAIT, eventually};
-use ferrio::{AckSender, ConnectHandler, ConnectRefusal, Io, Payload, SocketRef};
+use common::{Client, Frame, WAIT, echo_handlers, eventually};
+use ferrio::{ConnectHandler, ConnectRefusal, Io, Payload, SocketRef};
 use ferrio_protocol::engine::Packet;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -29,12 +29,7 @@ use tokio::sync::Mutex;
 const SERVER_THREAD: &str = "ferrio-server";
 
 fn handlers(socket: &SocketRef) {
-    socket.on("echo", |socket: SocketRef, payload: Payload| {
-        let _ = socket.emit_args("echo", &payload);
-    });
-    socket.on("ack", |payload: Payload, ack: AckSender| {
-        let _ = ack.send_args(&payload);
-    });
+    echo_handlers(socket);
     socket.on("bin", |socket: SocketRef, payload: Payload| {
         let _ = socket.emit_args("bin", &(Bytes::from_static(b"\x00\x01"), &payload));
     });
@@ -347,6 +342,18 @@ impl World {
         (1, 1, 0, self.namespaces.clone())
     }
 
+    /// Waits until the case's connection and sockets are released (`what` names them in
+    /// the failure), then checks that the healthy client is still served.
+    async fn assert_released(&self, n: usize, what: &str) -> Result<(), TestCaseError> {
+        let baseline = self.baseline();
+        eventually(what, || self.counts() == baseline).await;
+        let mut healthy = self.healthy.lock().await;
+        let ping = format!(r#"2["echo","healthy-{n}"]"#);
+        healthy.send(&ping).await;
+        prop_assert_eq!(healthy.text().await, ping);
+        Ok(())
+    }
+
     async fn run_case(&self, join: bool, frames: &[Out]) -> Result<(), TestCaseError> {
         let n = self.cases.get();
         self.cases.set(n + 1);
@@ -395,16 +402,8 @@ impl World {
         }
         drop(victim);
 
-        let baseline = self.baseline();
-        eventually("every connection and socket of the case released", || {
-            self.counts() == baseline
-        })
-        .await;
-        let mut healthy = self.healthy.lock().await;
-        let ping = format!(r#"2["echo","healthy-{n}"]"#);
-        healthy.send(&ping).await;
-        prop_assert_eq!(healthy.text().await, ping);
-        Ok(())
+        self.assert_released(n, "every connection and socket of the case released")
+            .await
     }
 
     /// The same over long-polling: the frames in one POST, then a probe.
@@ -449,16 +448,8 @@ impl World {
             }
         }
 
-        let baseline = self.baseline();
-        eventually("every session and socket of the case released", || {
-            self.counts() == baseline
-        })
-        .await;
-        let mut healthy = self.healthy.lock().await;
-        let ping = format!(r#"2["echo","healthy-{n}"]"#);
-        healthy.send(&ping).await;
-        prop_assert_eq!(healthy.text().await, ping);
-        Ok(())
+        self.assert_released(n, "every session and socket of the case released")
+            .await
     }
 }
 

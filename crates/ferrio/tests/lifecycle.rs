@@ -8,7 +8,10 @@ use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Client, WAIT, assert_no_recv, eventually, join_root, recv, server, socket_server};
+use common::{
+    Client, WAIT, assert_no_recv, eventually, join_root, joined, joined_to, recv,
+    report_disconnect, root_server, server, socket_server,
+};
 use ferrio::{
     AckError, AckSender, ConnectHandler, ConnectRefusal, Data, DisconnectReason, Io, Payload,
     SocketRef, State, Transport,
@@ -18,14 +21,6 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 type Tx<T> = mpsc::UnboundedSender<T>;
-
-/// Registers a disconnect hook on `socket` that reports `(namespace, reason)`.
-fn report_disconnect(socket: &SocketRef, tx: &Tx<(String, DisconnectReason)>) {
-    let tx = tx.clone();
-    socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
-        let _ = tx.send((socket.ns().to_owned(), reason));
-    });
-}
 
 /// A server whose namespaces `/` and `/b` report every disconnect on the returned channel,
 /// and hand their sockets to the test on the other.
@@ -83,9 +78,7 @@ async fn client_namespace_disconnect_keeps_the_connection() {
 #[tokio::test]
 async fn server_namespace_disconnect_sends_disconnect_and_keeps_the_connection() {
     let (addr, _io, mut sockets, mut reasons) = reporting_server(Io::builder()).await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
-    client.join("/b", None).await;
+    let mut client = joined_to(addr, &["/", "/b"]).await;
     let root = recv(&mut sockets).await;
     client.send(r#"2/b,["kick"]"#).await;
     assert_eq!(client.text().await, "1/b,");
@@ -112,9 +105,7 @@ async fn server_namespace_disconnect_sends_disconnect_and_keeps_the_connection()
 #[tokio::test]
 async fn transport_close_when_the_client_closes_the_websocket() {
     let (addr, _io, mut sockets, mut reasons) = reporting_server(Io::builder()).await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
-    client.join("/b", None).await;
+    let mut client = joined_to(addr, &["/", "/b"]).await;
     recv(&mut sockets).await;
     client.close().await;
     let got: HashSet<_> = [recv(&mut reasons).await, recv(&mut reasons).await].into();
@@ -130,8 +121,7 @@ async fn transport_close_when_the_client_closes_the_websocket() {
 #[tokio::test]
 async fn transport_close_when_the_client_sends_an_engine_io_close() {
     let (addr, _io, mut sockets, mut reasons) = reporting_server(Io::builder()).await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     recv(&mut sockets).await;
     client.send_engine("1").await;
     assert_eq!(
@@ -143,8 +133,7 @@ async fn transport_close_when_the_client_sends_an_engine_io_close() {
 #[tokio::test]
 async fn a_client_that_vanishes_without_a_close_frame_leaves_too() {
     let (addr, io, mut sockets, mut reasons) = reporting_server(Io::builder()).await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let client = joined(addr).await;
     recv(&mut sockets).await;
     client.drop_connection();
     // A broken connection, as `DisconnectReason::TransportError` documents (the reference
@@ -159,13 +148,10 @@ async fn a_client_that_vanishes_without_a_close_frame_leaves_too() {
 #[tokio::test]
 async fn forced_server_close_reaches_every_namespace_of_the_connection() {
     let (addr, io, mut sockets, mut reasons) = reporting_server(Io::builder()).await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
-    client.join("/b", None).await;
+    let mut client = joined_to(addr, &["/", "/b"]).await;
     let root = recv(&mut sockets).await;
     recv(&mut sockets).await;
-    let mut bystander = Client::connect(addr).await;
-    bystander.join("/", None).await;
+    let _bystander = joined(addr).await;
     recv(&mut sockets).await;
 
     root.close();
@@ -192,13 +178,10 @@ async fn forced_server_close_reaches_every_namespace_of_the_connection() {
 async fn io_close_closes_every_connection_and_fails_pending_acks() {
     let builder = Io::builder().ack_timeout(Duration::from_secs(30));
     let (addr, io, mut sockets, mut reasons) = reporting_server(builder).await;
-    let mut a = Client::connect(addr).await;
-    a.join("/", None).await;
-    a.join("/b", None).await;
+    let mut a = joined_to(addr, &["/", "/b"]).await;
     let root = recv(&mut sockets).await;
     recv(&mut sockets).await;
-    let mut b = Client::connect(addr).await;
-    b.join("/", None).await;
+    let mut b = joined(addr).await;
     recv(&mut sockets).await;
     let ack = root.emit_with_ack("q", &1);
     a.text().await;
@@ -241,8 +224,7 @@ async fn ping_timeout_when_the_client_does_not_answer_pings() {
         .ping_interval(Duration::from_millis(100))
         .ping_timeout(Duration::from_millis(100));
     let (addr, _io, mut sockets, mut reasons) = reporting_server(builder).await;
-    let mut silent = Client::connect(addr).await;
-    silent.join("/", None).await;
+    let mut silent = joined(addr).await;
     recv(&mut sockets).await;
     let start = Instant::now();
     // Read without answering: a ping comes, then the server gives up.
@@ -270,8 +252,7 @@ async fn a_client_that_answers_pings_stays() {
         .ping_interval(Duration::from_millis(50))
         .ping_timeout(Duration::from_millis(50));
     let (addr, _io, mut sockets, mut reasons) = reporting_server(builder).await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     let socket = recv(&mut sockets).await;
     // `assert_quiet` answers the pings it reads, over several ping periods.
     client.assert_quiet().await;
@@ -283,9 +264,7 @@ async fn a_client_that_answers_pings_stays() {
 #[tokio::test]
 async fn a_handler_that_panics_before_awaiting_closes_its_connection_cleanly() {
     let (addr, io, mut sockets, mut reasons) = reporting_server(Io::builder()).await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
-    client.join("/b", None).await;
+    let mut client = joined_to(addr, &["/", "/b"]).await;
     let root = recv(&mut sockets).await;
     root.on("boom", || -> () { panic!("handler bug") });
     client.send(r#"2["boom"]"#).await;
@@ -300,8 +279,7 @@ async fn a_handler_that_panics_before_awaiting_closes_its_connection_cleanly() {
     );
     assert!(io.sockets().is_empty());
     // The server goes on serving other connections.
-    let mut other = Client::connect(addr).await;
-    other.join("/", None).await;
+    let _other = joined(addr).await;
 }
 
 #[tokio::test]
@@ -315,8 +293,7 @@ async fn parse_error_closes_the_connection() {
     ];
     for case in cases {
         let (addr, _io, mut sockets, mut reasons) = reporting_server(Io::builder()).await;
-        let mut client = Client::connect(addr).await;
-        client.join("/", None).await;
+        let mut client = joined(addr).await;
         recv(&mut sockets).await;
         client.send(case).await;
         client.assert_closed().await;
@@ -337,8 +314,7 @@ async fn connect_timeout_closes_a_connection_that_joins_no_namespace() {
     idle.assert_closed().await;
     assert!(start.elapsed() >= Duration::from_millis(100));
 
-    let mut joined = Client::connect(addr).await;
-    joined.join("/", None).await;
+    let mut joined = joined(addr).await;
     let socket = recv(&mut sockets).await;
     joined.assert_quiet().await;
     assert!(socket.connected());
@@ -408,8 +384,7 @@ async fn on_any_sees_every_incoming_event_before_its_handler() {
         });
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     client.send(r#"2["handled",1,2]"#).await;
     assert_eq!(recv(&mut rx).await, "any handled 2");
     assert_eq!(recv(&mut rx).await, "second handled");
@@ -470,8 +445,7 @@ async fn use_middleware_refusal_drops_the_event_and_answers_its_ack() {
         });
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     client.send(r#"21["admin:wipe",1]"#).await;
     assert_eq!(client.text().await, r#"31[{"error":"forbidden"}]"#);
     client.send(r#"2["admin:wipe",1]"#).await;
@@ -664,12 +638,10 @@ async fn dyn_ns_creates_a_namespace_on_first_use_and_drops_it_with_its_last_sock
     })
     .await;
     assert_eq!(io.namespaces(), ["/"]);
-    let mut a = Client::connect(addr).await;
-    a.join("/room-1", None).await;
+    let mut a = joined_to(addr, &["/room-1"]).await;
     assert_eq!(a.text().await, r#"2/room-1,["welcome","/room-1"]"#);
     assert_eq!(sorted(io.namespaces()), ["/", "/room-1"]);
-    let mut b = Client::connect(addr).await;
-    b.join("/room-1", None).await;
+    let mut b = joined_to(addr, &["/room-1"]).await;
     assert_eq!(b.text().await, r#"2/room-1,["welcome","/room-1"]"#);
     assert_eq!(io.of("/room-1").unwrap().len(), 2);
 
@@ -712,8 +684,7 @@ async fn dyn_ns_fn_matches_with_a_predicate() {
         );
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/tenant-acme", None).await;
+    let mut client = joined_to(addr, &["/tenant-acme"]).await;
     assert_eq!(
         client.text().await,
         r#"2/tenant-acme,["welcome","/tenant-acme"]"#
@@ -743,8 +714,7 @@ async fn a_static_namespace_takes_precedence_over_a_dynamic_one() {
         });
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/room-7", None).await;
+    let mut client = joined_to(addr, &["/room-7"]).await;
     assert_eq!(client.text().await, r#"2/room-7,["static",7]"#);
     client.send("1/room-7,").await;
     client.join("/room-7", None).await;
@@ -823,9 +793,7 @@ async fn every_namespace_of_a_connection_shares_its_connection_id_but_not_its_so
         }
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
-    client.join("/b", None).await;
+    let client = joined_to(addr, &["/", "/b"]).await;
     let (root, b) = (recv(&mut rx).await, recv(&mut rx).await);
     assert_eq!(root.connection_id(), b.connection_id());
     assert_eq!(root.connection_id().as_str(), client.sid);
@@ -834,20 +802,16 @@ async fn every_namespace_of_a_connection_shares_its_connection_id_but_not_its_so
 
 #[tokio::test]
 async fn registering_a_namespace_again_replaces_its_handler_for_new_sockets() {
-    let (addr, io) = server(Io::builder(), |io| {
-        io.ns("/", |socket: SocketRef| {
-            let _ = socket.emit("v", &1);
-        });
+    let (addr, io) = root_server(Io::builder(), |socket| {
+        let _ = socket.emit("v", &1);
     })
     .await;
-    let mut first = Client::connect(addr).await;
-    first.join("/", None).await;
+    let mut first = joined(addr).await;
     assert_eq!(first.text().await, r#"2["v",1]"#);
     io.ns("/", |socket: SocketRef| {
         let _ = socket.emit("v", &2);
     });
-    let mut second = Client::connect(addr).await;
-    second.join("/", None).await;
+    let mut second = joined(addr).await;
     assert_eq!(second.text().await, r#"2["v",2]"#);
     assert_eq!(io.sockets().len(), 2, "existing sockets stay");
 }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use common::polling::PollingClient;
-use common::{Client, Frame, eventually, server};
+use common::{Client, Frame, echo_handlers, eventually, server};
 use ferrio::{AckSender, ConnectHandler, ConnectRefusal, Data, Io, Parser, Payload, SocketRef};
 use ferrio_protocol::engine::Packet;
 use ferrio_protocol::socketio::MAX_DEPTH;
@@ -113,6 +113,15 @@ async fn join(client: &mut Client, nsp: &str, auth: Option<Value>) -> String {
     sid
 }
 
+/// A new client joined to each of `namespaces` (without auth), in order.
+async fn joined_to(addr: SocketAddr, namespaces: &[&str]) -> Client {
+    let mut client = Client::connect(addr).await;
+    for nsp in namespaces {
+        join(&mut client, nsp, None).await;
+    }
+    client
+}
+
 /// Sends an echo and asserts that its reply is the very next packet.
 async fn assert_next_is_echo(client: &mut Client, nsp: &str, tag: &str) {
     client
@@ -127,12 +136,7 @@ async fn assert_next_is_echo(client: &mut Client, nsp: &str, tag: &str) {
 // ---------------------------------------------------------------- the server
 
 fn handlers(socket: &SocketRef) {
-    socket.on("echo", |socket: SocketRef, payload: Payload| {
-        let _ = socket.emit_args("echo", &payload);
-    });
-    socket.on("ack", |payload: Payload, ack: AckSender| {
-        let _ = ack.send_args(&payload);
-    });
+    echo_handlers(socket);
     socket.on("kick", |socket: SocketRef| socket.disconnect());
     socket.on("ask", |socket: SocketRef, payload: Payload| async move {
         if let Ok(answer) = socket.emit_with_ack("question", &payload.arg(0)).await {
@@ -191,8 +195,7 @@ async fn connect_auth_reaches_the_handler_and_defaults_to_an_empty_map() {
         });
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    join(&mut client, "/", None).await;
+    let mut client = joined_to(addr, &["/"]).await;
     assert_eq!(
         recv_packet(&mut client).await,
         server_event("/", "auth", vec![map(vec![])])
@@ -262,8 +265,7 @@ async fn refusals_are_connect_errors_with_message_and_optional_data() {
 #[tokio::test]
 async fn events_carry_binary_inline_both_ways() {
     let (addr, _io) = msgpack_server().await;
-    let mut client = Client::connect(addr).await;
-    join(&mut client, "/", None).await;
+    let mut client = joined_to(addr, &["/"]).await;
     let args = vec![
         Value::from(1),
         Value::from("s"),
@@ -308,8 +310,7 @@ async fn server_emits_keep_bytes_inline_at_any_depth() {
         });
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    join(&mut client, "/a", None).await;
+    let mut client = joined_to(addr, &["/a"]).await;
     client
         .send_binary(&event("/a", Some(3), "go", vec![]))
         .await;
@@ -331,9 +332,7 @@ async fn server_emits_keep_bytes_inline_at_any_depth() {
 #[tokio::test]
 async fn acks_answer_with_the_id_and_namespace_of_the_event() {
     let (addr, _io) = msgpack_server().await;
-    let mut client = Client::connect(addr).await;
-    join(&mut client, "/", None).await;
-    join(&mut client, "/a", None).await;
+    let mut client = joined_to(addr, &["/", "/a"]).await;
     client
         .send_binary(&event(
             "/a",
@@ -373,8 +372,7 @@ async fn acks_answer_with_the_id_and_namespace_of_the_event() {
 #[tokio::test]
 async fn server_acks_are_resolved_by_the_clients_ack_and_unknown_ids_ignored() {
     let (addr, _io) = msgpack_server().await;
-    let mut client = Client::connect(addr).await;
-    join(&mut client, "/a", None).await;
+    let mut client = joined_to(addr, &["/a"]).await;
     client
         .send_binary(&event("/a", None, "ask", vec![Value::from("q")]))
         .await;
@@ -416,9 +414,7 @@ async fn server_acks_are_resolved_by_the_clients_ack_and_unknown_ids_ignored() {
 #[tokio::test]
 async fn disconnects_leave_one_namespace_both_ways() {
     let (addr, io) = msgpack_server().await;
-    let mut client = Client::connect(addr).await;
-    join(&mut client, "/", None).await;
-    join(&mut client, "/a", None).await;
+    let mut client = joined_to(addr, &["/", "/a"]).await;
     client.send_binary(&packet(1, "/a", None, None)).await;
     eventually("the socket left /a", || io.of("/a").unwrap().is_empty()).await;
     assert_next_is_echo(&mut client, "/", "root").await;
@@ -440,11 +436,8 @@ async fn disconnects_leave_one_namespace_both_ways() {
 /// close, the counts return, and a healthy client keep its echoes.
 async fn assert_closes(messages: Vec<Msg>) {
     let (addr, io) = msgpack_server().await;
-    let mut healthy = Client::connect(addr).await;
-    join(&mut healthy, "/", None).await;
-    let mut victim = Client::connect(addr).await;
-    join(&mut victim, "/", None).await;
-    join(&mut victim, "/a", None).await;
+    let mut healthy = joined_to(addr, &["/"]).await;
+    let mut victim = joined_to(addr, &["/", "/a"]).await;
     for message in messages {
         match message {
             Msg::Text(text) => victim.send(text).await,
@@ -567,8 +560,7 @@ closes! {
 #[tokio::test]
 async fn nesting_exactly_at_the_bound_is_accepted() {
     let (addr, _io) = msgpack_server().await;
-    let mut client = Client::connect(addr).await;
-    join(&mut client, "/", None).await;
+    let mut client = joined_to(addr, &["/"]).await;
     // The data array is the first of MAX_DEPTH levels, as with the JSON parser.
     let inner = nested(MAX_DEPTH - 1);
     client

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::polling::PollingClient;
-use common::{Client, Frame, eventually, recv, server};
+use common::{
+    Client, Frame, assert_next_is_echo, echo_handlers, event_server, eventually, joined, joined_to,
+    nsp_prefix, recv, report_disconnect, root_server, server,
+};
 use ferrio::{
     AckError, AckSender, Args, ConnectHandler, ConnectRefusal, Data, DisconnectReason, Io,
     IoBuilder, Payload, SocketRef,
@@ -19,48 +22,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-/// The handlers every namespace of [`echo_server`] has.
-fn handlers(socket: &SocketRef) {
-    // Every argument back, as received.
-    socket.on("echo", |socket: SocketRef, payload: Payload| {
-        let _ = socket.emit_args("echo", &payload);
-    });
-    // Every argument back as the acknowledgement (a no-op when none was asked).
-    socket.on("ack", |payload: Payload, ack: AckSender| {
-        let _ = ack.send_args(&payload);
-    });
-}
-
-/// A server with `/` and `/a`, both with [`handlers`].
+/// A server with `/` and `/a`, both with [`echo_handlers`].
 async fn echo_server(builder: IoBuilder) -> (SocketAddr, Io) {
     server(builder, |io| {
-        io.ns("/", |s: SocketRef| handlers(&s));
-        io.ns("/a", |s: SocketRef| handlers(&s));
+        io.ns("/", |s: SocketRef| echo_handlers(&s));
+        io.ns("/a", |s: SocketRef| echo_handlers(&s));
     })
     .await
 }
 
-/// Sends an echo and asserts that it is the very next packet: whatever the server had
-/// queued before it (a duplicate, a stray reply) would come first and fail the test.
-async fn assert_next_is_echo(client: &mut Client, nsp: &str, tag: &str) {
-    let prefix = if nsp == "/" {
-        String::new()
-    } else {
-        format!("{nsp},")
-    };
-    client.send(&format!(r#"2{prefix}["echo","{tag}"]"#)).await;
-    assert_eq!(client.text().await, format!(r#"2{prefix}["echo","{tag}"]"#));
-}
-
 /// The ack id of a server's event `2[<nsp>,]<id>[...]`.
 fn ack_id_of(packet: &str, nsp: &str) -> u64 {
-    let prefix = if nsp == "/" {
-        "2".to_owned()
-    } else {
-        format!("2{nsp},")
-    };
     let rest = packet
-        .strip_prefix(&prefix)
+        .strip_prefix(&format!("2{}", nsp_prefix(nsp)))
         .unwrap_or_else(|| panic!("not an event of {nsp}: {packet}"));
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     assert!(!digits.is_empty(), "event without ack id: {packet}");
@@ -85,8 +59,7 @@ async fn connect_without_auth_gives_the_handler_an_empty_object() {
         );
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     assert_eq!(client.text().await, r#"2["auth",{}]"#);
 }
 
@@ -177,9 +150,9 @@ async fn a_namespace_may_end_at_the_end_of_the_packet() {
 async fn a_socket_is_in_a_room_named_after_its_id() {
     let (tx, mut rooms) = mpsc::unbounded_channel();
     let (addr, io) = server(Io::builder(), |io| {
-        io.ns("/", |s: SocketRef| handlers(&s));
+        io.ns("/", |s: SocketRef| echo_handlers(&s));
         io.ns("/a", move |socket: SocketRef| {
-            handlers(&socket);
+            echo_handlers(&socket);
             let _ = tx.send((socket.id(), socket.rooms()));
         });
     })
@@ -191,9 +164,7 @@ async fn a_socket_is_in_a_room_named_after_its_id() {
     assert_eq!(sid.as_str(), a_id);
     assert_eq!(socket_rooms, vec![a_id.clone()]);
 
-    let mut second = Client::connect(addr).await;
-    second.join("/", None).await;
-    second.join("/a", None).await;
+    let mut second = joined_to(addr, &["/", "/a"]).await;
     recv(&mut rooms).await;
 
     io.to(root_id.clone()).emit("direct", &1).unwrap();
@@ -238,7 +209,7 @@ async fn a_refusing_middleware_answers_connect_error_with_its_message_and_data()
     let (addr, io) = server(Io::builder(), |io| {
         let t = tx.clone();
         let handler = move |socket: SocketRef| {
-            handlers(&socket);
+            echo_handlers(&socket);
             let _ = t.send(socket.ns().to_owned());
         };
         io.ns(
@@ -253,7 +224,7 @@ async fn a_refusing_middleware_answers_connect_error_with_its_message_and_data()
         );
         io.ns("/b", handler.with(|| Err::<(), _>("nope")));
         io.ns("/a", move |s: SocketRef| {
-            handlers(&s);
+            echo_handlers(&s);
             let _ = tx.send(s.ns().to_owned());
         });
     })
@@ -293,8 +264,7 @@ async fn a_connection_that_joins_nothing_is_closed_after_the_connect_timeout() {
         refused.text().await,
         r#"4/nope,{"message":"Invalid namespace"}"#
     );
-    let mut joined = Client::connect(addr).await;
-    joined.join("/", None).await;
+    let mut joined = joined(addr).await;
 
     idle.assert_closed().await;
     refused.assert_closed().await;
@@ -319,20 +289,17 @@ async fn events_reach_their_handlers_with_their_arguments() {
         x: i64,
         y: i64,
     }
-    let (addr, _io) = server(Io::builder(), |io| {
-        io.ns("/", |socket: SocketRef| {
-            handlers(&socket);
-            socket.on("add", |socket: SocketRef, Data(p): Data<Point>| {
-                let _ = socket.emit("sum", &(p.x + p.y));
-            });
-            socket.on("42", |socket: SocketRef, payload: Payload| {
-                let _ = socket.emit_args("number-name", &payload);
-            });
+    let (addr, _io) = root_server(Io::builder(), |socket| {
+        echo_handlers(socket);
+        socket.on("add", |socket: SocketRef, Data(p): Data<Point>| {
+            let _ = socket.emit("sum", &(p.x + p.y));
+        });
+        socket.on("42", |socket: SocketRef, payload: Payload| {
+            let _ = socket.emit_args("number-name", &payload);
         });
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     let args = r#"1,"two",{"three":[3,3.5,-1e3]},null,true,"é\"\\""#;
     client.send(&format!(r#"2["echo",{args}]"#)).await;
     assert_eq!(client.text().await, format!(r#"2["echo",{args}]"#));
@@ -345,21 +312,18 @@ async fn events_reach_their_handlers_with_their_arguments() {
 
 #[tokio::test]
 async fn an_event_named_error_is_an_ordinary_event() {
-    let (addr, _io) = server(Io::builder(), |io| {
-        io.ns("/", |socket: SocketRef| {
-            handlers(&socket);
-            socket.on(
-                "error",
-                |socket: SocketRef, payload: Payload, ack: AckSender| {
-                    let _ = socket.emit_args("error-seen", &payload);
-                    let _ = ack.send(&"handled");
-                },
-            );
-        });
+    let (addr, _io) = root_server(Io::builder(), |socket| {
+        echo_handlers(socket);
+        socket.on(
+            "error",
+            |socket: SocketRef, payload: Payload, ack: AckSender| {
+                let _ = socket.emit_args("error-seen", &payload);
+                let _ = ack.send(&"handled");
+            },
+        );
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     client.send(r#"2["error","boom"]"#).await;
     assert_eq!(client.text().await, r#"2["error-seen","boom"]"#);
     client.send(r#"25["error",{"x":1}]"#).await;
@@ -371,9 +335,7 @@ async fn an_event_named_error_is_an_ordinary_event() {
 #[tokio::test]
 async fn an_ack_is_answered_once_with_the_id_and_namespace_of_the_event() {
     let (addr, _io) = echo_server(Io::builder()).await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
-    client.join("/a", None).await;
+    let mut client = joined_to(addr, &["/", "/a"]).await;
 
     client.send(r#"21["ack","x",{"k":[1]}]"#).await;
     assert_eq!(client.text().await, r#"31["x",{"k":[1]}]"#);
@@ -399,7 +361,7 @@ async fn an_ack_is_answered_once_with_the_id_and_namespace_of_the_event() {
 /// outcome as `answer` (the client's arguments) or `ack-error`.
 async fn asking_server(builder: IoBuilder) -> (SocketAddr, Io) {
     fn asking(socket: &SocketRef) {
-        handlers(socket);
+        echo_handlers(socket);
         socket.on(
             "ask",
             |socket: SocketRef, Data(q): Data<String>| async move {
@@ -429,9 +391,7 @@ async fn asking_server(builder: IoBuilder) -> (SocketAddr, Io) {
 #[tokio::test]
 async fn a_server_ack_is_resolved_by_the_clients_ack_packet() {
     let (addr, _io) = asking_server(Io::builder()).await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
-    client.join("/a", None).await;
+    let mut client = joined_to(addr, &["/", "/a"]).await;
 
     client.send(r#"2["ask","q1"]"#).await;
     let question = client.text().await;
@@ -451,8 +411,7 @@ async fn a_server_ack_is_resolved_by_the_clients_ack_packet() {
 #[tokio::test]
 async fn server_acks_pending_together_have_distinct_ids_and_resolve_in_any_order() {
     let (addr, _io) = asking_server(Io::builder()).await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     client.send(r#"2["ask-two"]"#).await;
     let first = client.text().await;
     let second = client.text().await;
@@ -468,9 +427,7 @@ async fn server_acks_pending_together_have_distinct_ids_and_resolve_in_any_order
 #[tokio::test]
 async fn acks_for_unknown_or_answered_ids_are_ignored() {
     let (addr, io) = asking_server(Io::builder()).await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
-    client.join("/a", None).await;
+    let mut client = joined_to(addr, &["/", "/a"]).await;
 
     client.send(r#"2["ask","q"]"#).await;
     let id = ack_id_of(&client.text().await, "/");
@@ -492,8 +449,7 @@ async fn acks_for_unknown_or_answered_ids_are_ignored() {
 #[tokio::test]
 async fn a_server_ack_times_out_and_a_late_answer_is_ignored() {
     let (addr, _io) = asking_server(Io::builder().ack_timeout(Duration::from_millis(150))).await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     client.send(r#"2["ask","q"]"#).await;
     let id = ack_id_of(&client.text().await, "/");
     assert_eq!(
@@ -508,7 +464,7 @@ async fn a_server_ack_times_out_and_a_late_answer_is_ignored() {
 async fn server_acks_pending_on_a_socket_that_leaves_fail_at_once() {
     let (tx, mut outcomes) = mpsc::unbounded_channel();
     let (addr, _io) = server(Io::builder().ack_timeout(Duration::from_secs(60)), |io| {
-        io.ns("/", |s: SocketRef| handlers(&s));
+        io.ns("/", |s: SocketRef| echo_handlers(&s));
         io.ns("/a", move |socket: SocketRef| {
             let tx = tx.clone();
             socket.on("ask", move |socket: SocketRef| {
@@ -520,9 +476,7 @@ async fn server_acks_pending_on_a_socket_that_leaves_fail_at_once() {
         });
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
-    client.join("/a", None).await;
+    let mut client = joined_to(addr, &["/", "/a"]).await;
     client.send(r#"2/a,["ask"]"#).await;
     client.text().await;
     client.send("1/a,").await;
@@ -553,7 +507,7 @@ enum Part {
 #[tokio::test]
 async fn a_server_emit_with_binary_becomes_placeholders_and_attachments_depth_first() {
     let (addr, _io) = server(Io::builder(), |io| {
-        io.ns("/", |s: SocketRef| handlers(&s));
+        io.ns("/", |s: SocketRef| echo_handlers(&s));
         io.ns("/a", |socket: SocketRef| {
             socket.on("go", |socket: SocketRef| {
                 let nested = Nested {
@@ -577,8 +531,7 @@ async fn a_server_emit_with_binary_becomes_placeholders_and_attachments_depth_fi
         });
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/a", None).await;
+    let mut client = joined_to(addr, &["/a"]).await;
     client.send(r#"2/a,["go"]"#).await;
     let expected = format!(
         r#"55-/a,["bin",{},{{"name":"n","file":{},"parts":[{},{{"inner":{}}}]}},"text",{}]"#,
@@ -611,8 +564,7 @@ async fn binary_acks_and_binary_events_with_ack_ids_keep_the_header_order() {
         });
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/a", None).await;
+    let mut client = joined_to(addr, &["/a"]).await;
     client.send(r#"2/a,4["binack"]"#).await;
     assert_eq!(
         client.text().await,
@@ -642,18 +594,13 @@ async fn binary_acks_and_binary_events_with_ack_ids_keep_the_header_order() {
 
 #[tokio::test]
 async fn two_binary_packets_are_never_interleaved() {
-    let (addr, _io) = server(Io::builder(), |io| {
-        io.ns("/", |socket: SocketRef| {
-            socket.on("two", |socket: SocketRef| {
-                let one = (Bytes::from_static(b"a1"), Bytes::from_static(b"a2"));
-                let _ = socket.emit_args("one", &one);
-                let _ = socket.emit("two", &Bytes::from_static(b"b1"));
-            });
-        });
+    let (addr, _io) = event_server(Io::builder(), "two", |socket: SocketRef| {
+        let one = (Bytes::from_static(b"a1"), Bytes::from_static(b"a2"));
+        let _ = socket.emit_args("one", &one);
+        let _ = socket.emit("two", &Bytes::from_static(b"b1"));
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     client.send(r#"2["two"]"#).await;
     let frames = [
         client.next().await.unwrap(),
@@ -687,7 +634,7 @@ async fn client_binary_events_reach_handlers_with_their_bytes() {
     }
     let (addr, _io) = server(Io::builder(), |io| {
         io.ns("/", |socket: SocketRef| {
-            handlers(&socket);
+            echo_handlers(&socket);
             socket.on("upload", |socket: SocketRef, Data(up): Data<Upload>| {
                 let _ = socket.emit_args("uploaded", &(up.name, up.file.to_vec()));
             });
@@ -702,9 +649,7 @@ async fn client_binary_events_reach_handlers_with_their_bytes() {
         });
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
-    client.join("/a", None).await;
+    let mut client = joined_to(addr, &["/", "/a"]).await;
 
     client
         .send(&format!(
@@ -745,8 +690,7 @@ async fn client_binary_events_reach_handlers_with_their_bytes() {
 #[tokio::test]
 async fn ten_attachments_are_accepted() {
     let (addr, _io) = echo_server(Io::builder()).await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     let args: Vec<String> = (0..10).map(placeholder).collect();
     let packet = format!(r#"510-["echo",{}]"#, args.join(","));
     client.send(&packet).await;
@@ -775,29 +719,26 @@ async fn the_server_writes_compact_json_in_insertion_order() {
         mid: Inner,
         empty: Vec<u8>,
     }
-    let (addr, _io) = server(Io::builder(), |io| {
-        io.ns("/", |socket: SocketRef| {
-            socket.on("go", |socket: SocketRef, ack: AckSender| {
-                let value = Ordered {
-                    zebra: 1,
-                    apple: [1, 2],
-                    mid: Inner {
-                        y: None,
-                        b: "s\"q\n",
-                    },
-                    empty: vec![],
-                };
-                let _ = socket.emit_args("ordered", &(&value, "é", 1.5, -2));
-                let _ = ack.send(&value);
-            });
-            socket.on("none", |socket: SocketRef| {
-                let _ = socket.emit_args("none", &());
-            });
+    let (addr, _io) = root_server(Io::builder(), |socket| {
+        socket.on("go", |socket: SocketRef, ack: AckSender| {
+            let value = Ordered {
+                zebra: 1,
+                apple: [1, 2],
+                mid: Inner {
+                    y: None,
+                    b: "s\"q\n",
+                },
+                empty: vec![],
+            };
+            let _ = socket.emit_args("ordered", &(&value, "é", 1.5, -2));
+            let _ = ack.send(&value);
+        });
+        socket.on("none", |socket: SocketRef| {
+            let _ = socket.emit_args("none", &());
         });
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     client.send(r#"23["go"]"#).await;
     let value = r#"{"zebra":1,"apple":[1,2],"mid":{"y":null,"b":"s\"q\n"},"empty":[]}"#;
     assert_eq!(
@@ -812,8 +753,7 @@ async fn the_server_writes_compact_json_in_insertion_order() {
 #[tokio::test]
 async fn forwarded_arguments_are_written_as_compact_json() {
     let (addr, _io) = echo_server(Io::builder()).await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     client
         .send("2[ \"echo\" , 1 , {\"a\" : [ 2 ,\n3 ] } ]")
         .await;
@@ -831,17 +771,13 @@ async fn a_client_disconnect_leaves_that_namespace_only() {
         for name in ["/", "/a"] {
             let tx = tx.clone();
             io.ns(name, move |socket: SocketRef| {
-                handlers(&socket);
-                let tx = tx.clone();
-                socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
-                    let _ = tx.send((socket.ns().to_owned(), reason));
-                });
+                echo_handlers(&socket);
+                report_disconnect(&socket, &tx);
             });
         }
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
     let first_a = client.join("/a", None).await;
 
     client.send("1/a,").await;
@@ -875,19 +811,14 @@ async fn a_server_namespace_disconnect_sends_disconnect_and_keeps_the_connection
         for name in ["/", "/a"] {
             let tx = tx.clone();
             io.ns(name, move |socket: SocketRef| {
-                handlers(&socket);
+                echo_handlers(&socket);
                 socket.on("kick", |socket: SocketRef| socket.disconnect());
-                let tx = tx.clone();
-                socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
-                    let _ = tx.send((socket.ns().to_owned(), reason));
-                });
+                report_disconnect(&socket, &tx);
             });
         }
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
-    client.join("/a", None).await;
+    let mut client = joined_to(addr, &["/", "/a"]).await;
 
     client.send(r#"2/a,["kick"]"#).await;
     assert_eq!(client.text().await, "1/a,");
@@ -913,19 +844,16 @@ async fn a_server_namespace_disconnect_sends_disconnect_and_keeps_the_connection
 
 #[tokio::test]
 async fn many_events_keep_their_order_both_ways() {
-    let (addr, _io) = server(Io::builder(), |io| {
-        io.ns("/", |socket: SocketRef| {
-            handlers(&socket);
-            socket.on("burst", |socket: SocketRef, Data(n): Data<u32>| {
-                for i in 0..n {
-                    let _ = socket.emit("n", &i);
-                }
-            });
+    let (addr, _io) = root_server(Io::builder(), |socket| {
+        echo_handlers(socket);
+        socket.on("burst", |socket: SocketRef, Data(n): Data<u32>| {
+            for i in 0..n {
+                let _ = socket.emit("n", &i);
+            }
         });
     })
     .await;
-    let mut client = Client::connect(addr).await;
-    client.join("/", None).await;
+    let mut client = joined(addr).await;
 
     const N: u32 = 300;
     for i in 0..N {

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
-use common::{Client, join_root, recv, socket_server};
+use common::{Client, hand_sockets, join_root, joined_to, recv, socket_server};
 use ferrio::{DisconnectReason, Io, SocketRef};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -158,8 +158,8 @@ async fn several_rooms_reach_their_union_once_each() {
 }
 
 #[tokio::test]
-async fn socket_to_excludes_the_sender_and_within_includes_it() {
-    let (addr, _io, mut sockets) = socket_server(Io::builder(), |_| {}).await;
+async fn socket_to_and_within_exclude_the_sender_and_io_within_includes_it() {
+    let (addr, io, mut sockets) = socket_server(Io::builder(), |_| {}).await;
     let [(mut a, sa), (mut b, sb), (mut c, _)] = three(addr, &mut sockets).await;
     sa.join("r");
     sb.join("r");
@@ -168,9 +168,16 @@ async fn socket_to_excludes_the_sender_and_within_includes_it() {
     a.assert_quiet().await;
     c.assert_quiet().await;
 
+    // `socket.in(room)` of the JavaScript API: the same as `to`.
     sa.within("r").emit("within", &2).unwrap();
-    assert_eq!(event(&mut a, "within").await, [json!(2)]);
     assert_eq!(event(&mut b, "within").await, [json!(2)]);
+    a.assert_quiet().await;
+    c.assert_quiet().await;
+
+    // From the namespace, the sender is one member like the others.
+    io.within("r").emit("io-within", &4).unwrap();
+    assert_eq!(event(&mut a, "io-within").await, [json!(4)]);
+    assert_eq!(event(&mut b, "io-within").await, [json!(4)]);
     c.assert_quiet().await;
 
     // `to` excludes the sender even when chained with more rooms.
@@ -210,8 +217,7 @@ async fn io_emit_reaches_every_socket_of_the_root_namespace_only() {
     // `b` is on `/` and `/other` over one connection; `c` only on `/other`.
     let (mut b, _) = join_root(addr, &mut sockets).await;
     b.join("/other", None).await;
-    let mut c = Client::connect(addr).await;
-    c.join("/other", None).await;
+    let mut c = joined_to(addr, &["/other"]).await;
 
     io.emit("everyone", &1).unwrap();
     assert_eq!(event(&mut a, "everyone").await, [json!(1)]);
@@ -228,12 +234,8 @@ async fn io_emit_reaches_every_socket_of_the_root_namespace_only() {
 #[tokio::test]
 async fn rooms_are_per_namespace() {
     let (tx, mut others) = mpsc::unbounded_channel();
-    let (addr, io, mut sockets) = socket_server(Io::builder(), move |io| {
-        io.ns("/other", move |socket: SocketRef| {
-            let _ = tx.send(socket);
-        });
-    })
-    .await;
+    let (addr, io, mut sockets) =
+        socket_server(Io::builder(), |io| hand_sockets(io, "/other", tx)).await;
     let (mut a, sa) = join_root(addr, &mut sockets).await;
     a.join("/other", None).await;
     let other = recv(&mut others).await;
@@ -273,17 +275,12 @@ async fn io_of_finds_namespaces_by_name() {
 #[tokio::test]
 async fn namespace_ref_operators_target_that_namespace() {
     let (tx, mut others) = mpsc::unbounded_channel();
-    let (addr, io, mut sockets) = socket_server(Io::builder(), move |io| {
-        io.ns("/x", move |socket: SocketRef| {
-            let _ = tx.send(socket);
-        });
-    })
-    .await;
+    let (addr, io, mut sockets) =
+        socket_server(Io::builder(), |io| hand_sockets(io, "/x", tx)).await;
     let (mut a, _) = join_root(addr, &mut sockets).await;
     a.join("/x", None).await;
     let xa = recv(&mut others).await;
-    let mut b = Client::connect(addr).await;
-    b.join("/x", None).await;
+    let mut b = joined_to(addr, &["/x"]).await;
     let xb = recv(&mut others).await;
     xa.join("r");
 
@@ -325,10 +322,7 @@ async fn sockets_lists_the_targeted_sockets() {
         ids(sb.broadcast().sockets()),
         BTreeSet::from([sa.id(), sc.id()])
     );
-    assert_eq!(
-        ids(sb.within("r").sockets()),
-        BTreeSet::from([sb.id(), sc.id()])
-    );
+    assert_eq!(ids(sb.within("r").sockets()), BTreeSet::from([sc.id()]));
     assert!(io.to("empty").sockets().is_empty());
     // The listed handles are the live sockets.
     assert!(io.to("r").sockets().contains(&sb));
@@ -433,8 +427,7 @@ async fn disconnect_sockets_disconnects_every_socket_of_the_namespace() {
     })
     .await;
     let [(mut a, _), (mut b, _), _third] = three(addr, &mut sockets).await;
-    let mut other = Client::connect(addr).await;
-    other.join("/other", None).await;
+    let mut other = joined_to(addr, &["/other"]).await;
     io.disconnect_sockets().unwrap();
     assert_eq!(a.text().await, "1");
     assert_eq!(b.text().await, "1");

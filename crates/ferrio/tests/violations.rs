@@ -8,20 +8,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::polling::PollingClient;
-use common::{Client, Frame, eventually, recv, server};
-use ferrio::{AckSender, ConnectHandler, DisconnectReason, Io, Payload, SocketRef};
+use common::{
+    Client, Frame, assert_next_is_echo, echo_handlers, eventually, joined_to, recv,
+    report_disconnect, server,
+};
+use ferrio::{ConnectHandler, DisconnectReason, Io, SocketRef};
 use ferrio_protocol::engine::Packet;
 use ferrio_protocol::socketio::MAX_DEPTH;
 use tokio::sync::{Semaphore, mpsc};
-
-fn handlers(socket: &SocketRef) {
-    socket.on("echo", |socket: SocketRef, payload: Payload| {
-        let _ = socket.emit_args("echo", &payload);
-    });
-    socket.on("ack", |payload: Payload, ack: AckSender| {
-        let _ = ack.send_args(&payload);
-    });
-}
 
 /// A message a test client sends: a Socket.IO text packet or a binary message.
 #[derive(Debug, Clone)]
@@ -95,9 +89,9 @@ impl Harness {
         let g = gate.clone();
         let (done_tx, middleware_done) = mpsc::unbounded_channel();
         let (addr, io) = server(Io::builder(), |io| {
-            io.ns("/", |s: SocketRef| handlers(&s));
-            io.ns("/a", |s: SocketRef| handlers(&s));
-            io.ns("/c", |s: SocketRef| handlers(&s));
+            io.ns("/", |s: SocketRef| echo_handlers(&s));
+            io.ns("/a", |s: SocketRef| echo_handlers(&s));
+            io.ns("/c", |s: SocketRef| echo_handlers(&s));
             let wait = move || {
                 let g = g.clone();
                 let done = Done(done_tx.clone());
@@ -107,12 +101,10 @@ impl Harness {
                     Ok::<(), &'static str>(())
                 }
             };
-            io.ns("/slow", (|s: SocketRef| handlers(&s)).with(wait));
+            io.ns("/slow", (|s: SocketRef| echo_handlers(&s)).with(wait));
         })
         .await;
-        let mut healthy = Client::connect(addr).await;
-        healthy.join("/", None).await;
-        healthy.join("/a", None).await;
+        let healthy = joined_to(addr, &["/", "/a"]).await;
         let mut harness = Self {
             addr,
             io,
@@ -167,18 +159,7 @@ impl Harness {
         })
         .await;
         for nsp in ["/", "/a"] {
-            let prefix = if nsp == "/" {
-                String::new()
-            } else {
-                format!("{nsp},")
-            };
-            self.healthy
-                .send(&format!(r#"2{prefix}["echo","healthy"]"#))
-                .await;
-            assert_eq!(
-                self.healthy.text().await,
-                format!(r#"2{prefix}["echo","healthy"]"#)
-            );
+            assert_next_is_echo(&mut self.healthy, nsp, "healthy").await;
         }
     }
 }
@@ -531,17 +512,12 @@ async fn a_parse_error_disconnects_every_namespace_with_reason_parse_error() {
         for name in ["/", "/a"] {
             let tx = tx.clone();
             io.ns(name, move |socket: SocketRef| {
-                let tx = tx.clone();
-                socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
-                    let _ = tx.send((socket.ns().to_owned(), reason));
-                });
+                report_disconnect(&socket, &tx);
             });
         }
     })
     .await;
-    let mut victim = Client::connect(addr).await;
-    victim.join("/", None).await;
-    victim.join("/a", None).await;
+    let mut victim = joined_to(addr, &["/", "/a"]).await;
     victim.send("2[]").await;
     victim.assert_closed().await;
     let mut seen = vec![recv(&mut reasons).await, recv(&mut reasons).await];

@@ -87,11 +87,12 @@ fn on_root(socket: SocketRef) {
         rooms.sort();
         ack.send(&rooms)
     });
-    socket.on("to-room", |socket: SocketRef, args: Payload| {
+    // The sender too, if it is in the room: so from the namespace, not from the socket.
+    socket.on("to-room", |io: Io, args: Payload| {
         let room: String = args.get(0)?;
         let event: String = args.get(1)?;
         let payload = args.arg(2);
-        socket.within(room).emit(&event, &payload)?;
+        io.within(room).emit(&event, &payload)?;
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
     });
     socket.on("broadcast", |socket: SocketRef, args: Payload| {
@@ -112,13 +113,12 @@ fn on_root(socket: SocketRef) {
             }
         },
     );
-    socket.on("burst", |socket: SocketRef, Data(burst): Data<Burst>| {
+    socket.on("burst", |io: Io, Data(burst): Data<Burst>| {
         if burst.n > MAX_BURST {
             return Err(format!("burst of {} exceeds {MAX_BURST}", burst.n));
         }
-        let root = socket.within(Vec::<String>::new());
         for _ in 0..burst.n {
-            root.emit("bcast", &burst.payload)
+            io.emit("bcast", &burst.payload)
                 .map_err(|e| e.to_string())?;
         }
         Ok(())

@@ -162,18 +162,9 @@ impl Client {
     /// Joins a namespace (`"/"` or `"/name"`) with an optional auth object and returns the
     /// socket id from the CONNECT reply.
     pub async fn join(&mut self, nsp: &str, auth: Option<&str>) -> String {
-        let prefix = if nsp == "/" {
-            String::new()
-        } else {
-            format!("{nsp},")
-        };
+        let prefix = nsp_prefix(nsp);
         self.send(&format!("0{prefix}{}", auth.unwrap_or(""))).await;
-        let reply = self.text().await;
-        let body = reply
-            .strip_prefix(&format!("0{prefix}"))
-            .unwrap_or_else(|| panic!("not a CONNECT reply for {nsp}: {reply}"));
-        let json: serde_json::Value = serde_json::from_str(body).unwrap();
-        json["sid"].as_str().unwrap().to_owned()
+        connect_reply_sid(&self.text().await, nsp)
     }
 }
 
@@ -207,9 +198,7 @@ pub async fn socket_server(
 ) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let (addr, io) = server(builder, |io| {
-        io.ns("/", move |socket: ferrio::SocketRef| {
-            let _ = tx.send(socket);
-        });
+        hand_sockets(io, "/", tx);
         setup(io);
     })
     .await;
@@ -332,4 +321,108 @@ impl Client {
     pub fn drop_connection(self) {
         drop(self.ws);
     }
+}
+
+// ---- Shared server and client setups ----
+
+/// A server whose `/` namespace calls `on_socket` with every socket that joins.
+pub async fn root_server(
+    builder: IoBuilder,
+    on_socket: impl Fn(&ferrio::SocketRef) + Send + Sync + 'static,
+) -> (SocketAddr, Io) {
+    server(builder, move |io| {
+        io.ns("/", move |socket: ferrio::SocketRef| on_socket(&socket));
+    })
+    .await
+}
+
+/// A server whose every `/` socket handles `event` with its own clone of `handler`.
+pub async fn event_server<H, M>(
+    builder: IoBuilder,
+    event: &'static str,
+    handler: H,
+) -> (SocketAddr, Io)
+where
+    H: ferrio::handler::EventHandler<M> + Clone,
+    M: 'static,
+{
+    root_server(builder, move |socket| socket.on(event, handler.clone())).await
+}
+
+/// A new client connected over WebSocket and joined to `/`.
+pub async fn joined(addr: SocketAddr) -> Client {
+    joined_to(addr, &["/"]).await
+}
+
+/// A new client connected over WebSocket and joined to each of `namespaces`, in order.
+pub async fn joined_to(addr: SocketAddr, namespaces: &[&str]) -> Client {
+    let mut client = Client::connect(addr).await;
+    for nsp in namespaces {
+        client.join(nsp, None).await;
+    }
+    client
+}
+
+/// What a packet for `nsp` has between its type (and attachment count) and the rest:
+/// nothing for `/`, `<nsp>,` otherwise.
+pub fn nsp_prefix(nsp: &str) -> String {
+    if nsp == "/" {
+        String::new()
+    } else {
+        format!("{nsp},")
+    }
+}
+
+/// The echo handlers of the protocol tests: `echo` emits every argument back as received,
+/// `ack` answers with every argument (a no-op when no ack was asked).
+pub fn echo_handlers(socket: &ferrio::SocketRef) {
+    use ferrio::{AckSender, Payload, SocketRef};
+    socket.on("echo", |socket: SocketRef, payload: Payload| {
+        let _ = socket.emit_args("echo", &payload);
+    });
+    socket.on("ack", |payload: Payload, ack: AckSender| {
+        let _ = ack.send_args(&payload);
+    });
+}
+
+/// Sends an echo on `nsp` (to [`echo_handlers`]) and asserts that it is the very next
+/// packet: whatever the server had queued before it would come first and fail the test.
+pub async fn assert_next_is_echo(client: &mut Client, nsp: &str, tag: &str) {
+    let prefix = nsp_prefix(nsp);
+    client.send(&format!(r#"2{prefix}["echo","{tag}"]"#)).await;
+    assert_eq!(client.text().await, format!(r#"2{prefix}["echo","{tag}"]"#));
+}
+
+/// The socket id of `reply`, which must be the CONNECT reply (`0[<nsp>,]{"sid":...}`) for
+/// `nsp`.
+pub fn connect_reply_sid(reply: &str, nsp: &str) -> String {
+    let body = reply
+        .strip_prefix(&format!("0{}", nsp_prefix(nsp)))
+        .unwrap_or_else(|| panic!("not a CONNECT reply for {nsp}: {reply}"));
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    json["sid"].as_str().unwrap().to_owned()
+}
+
+/// Serves the namespace `nsp` with a handler that hands every socket that joins to `tx`.
+pub fn hand_sockets(
+    io: &Io,
+    nsp: &'static str,
+    tx: tokio::sync::mpsc::UnboundedSender<ferrio::SocketRef>,
+) {
+    io.ns(nsp, move |socket: ferrio::SocketRef| {
+        let _ = tx.send(socket);
+    });
+}
+
+/// Registers a disconnect hook on `socket` that reports `(namespace, reason)` on `tx`.
+pub fn report_disconnect(
+    socket: &ferrio::SocketRef,
+    tx: &tokio::sync::mpsc::UnboundedSender<(String, ferrio::DisconnectReason)>,
+) {
+    let tx = tx.clone();
+    socket.on_disconnect(
+        move |socket: ferrio::SocketRef, reason: ferrio::DisconnectReason| {
+            let _ = tx.send((socket.ns().to_owned(), reason));
+        },
+    );
 }

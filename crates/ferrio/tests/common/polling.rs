@@ -211,19 +211,10 @@ impl PollingClient {
 
     /// Joins a namespace; returns the socket id from the CONNECT reply.
     pub async fn join(&self, nsp: &str) -> String {
-        let prefix = if nsp == "/" {
-            String::new()
-        } else {
-            format!("{nsp},")
-        };
+        let prefix = super::nsp_prefix(nsp);
         let reply = self.send(&[&format!("0{prefix}")]).await;
         assert_eq!(reply.status, 200, "{}", reply.text());
-        let reply = self.text().await;
-        let body = reply
-            .strip_prefix(&format!("0{prefix}"))
-            .unwrap_or_else(|| panic!("not a CONNECT reply for {nsp}: {reply}"));
-        let json: serde_json::Value = serde_json::from_str(body).unwrap();
-        json["sid"].as_str().unwrap().to_owned()
+        super::connect_reply_sid(&self.text().await, nsp)
     }
 
     /// Asserts the server ended the session: polls (collecting what was queued before
