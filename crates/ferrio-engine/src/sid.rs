@@ -58,6 +58,27 @@ impl fmt::Debug for Sid {
     }
 }
 
+impl std::str::FromStr for Sid {
+    type Err = InvalidSid;
+
+    /// The same as [`Sid::parse`], for `"...".parse::<Sid>()`.
+    fn from_str(s: &str) -> Result<Self, InvalidSid> {
+        Self::parse(s).ok_or(InvalidSid)
+    }
+}
+
+/// A string that does not have the shape of a [`Sid`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidSid;
+
+impl fmt::Display for InvalidSid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a session or socket id (20 URL-safe base64 characters)")
+    }
+}
+
+impl std::error::Error for InvalidSid {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +99,10 @@ mod tests {
         assert_eq!(Sid::parse("aaaaaaaaaaaaaaaaaaa="), None);
         assert_eq!(Sid::parse("aaaaaaaaaaaaaaaaaaé"), None);
         assert!(Sid::parse("aaaaaaaaaa-_AAAAA999").is_some());
+        assert_eq!("__proto__".parse::<Sid>(), Err(InvalidSid));
+        assert_eq!(
+            "aaaaaaaaaa-_AAAAA999".parse::<Sid>().ok(),
+            Sid::parse("aaaaaaaaaa-_AAAAA999")
+        );
     }
 }
