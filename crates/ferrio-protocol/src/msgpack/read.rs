@@ -6,6 +6,9 @@
 
 use rmpv::Value;
 
+/// The most elements reserved ahead for a container, whatever length it claims.
+const PREALLOCATE: usize = 16;
+
 use crate::socketio::{DecodeError, MAX_DEPTH};
 
 /// The four fields of a packet map, `None` when absent (or `undefined`).
@@ -252,8 +255,9 @@ impl Reader<'_> {
 
     fn seq(&mut self, len: usize, level: usize) -> Result<Value, DecodeError> {
         let level = Self::enter(level)?;
-        // Every element takes a byte at least, so a lying length cannot reserve much.
-        let mut items = Vec::with_capacity(len.min(self.remaining()));
+        // A length is only a claim: reserve a little and let the vector grow with what is
+        // really there, so nested containers that all lie reserve nothing much together.
+        let mut items = Vec::with_capacity(len.min(self.remaining()).min(PREALLOCATE));
         for _ in 0..len {
             items.push(self.value(level)?);
         }
@@ -262,7 +266,7 @@ impl Reader<'_> {
 
     fn map(&mut self, len: usize, level: usize) -> Result<Value, DecodeError> {
         let level = Self::enter(level)?;
-        let mut entries = Vec::with_capacity(len.min(self.remaining() / 2));
+        let mut entries = Vec::with_capacity((len.min(self.remaining() / 2)).min(PREALLOCATE));
         for _ in 0..len {
             let key = self.value(level)?;
             let value = self.value(level)?;

@@ -22,6 +22,9 @@ use super::{
 ///
 /// Arguments are checked for JSON syntax, not for what a parser can represent: a number such as
 /// `1e999` (Infinity to JavaScript) passes here and fails only when its argument is parsed.
+/// The arguments of a binary packet are parsed to find their placeholders, so there such a
+/// number (or a lone surrogate escape like `"\ud800"`) is refused, where the reference
+/// parser would accept it; no official client sends either.
 pub fn decode_text(input: &str) -> Result<TextPacket<'_>, DecodeError> {
     let bytes = input.as_bytes();
     let first = *bytes.first().ok_or(DecodeError::Empty)?;

@@ -33,7 +33,8 @@ impl Attachments<'_> {
 /// JSON numbers become rmpv integers (or `F64` when not integers), objects `Map`s with `String`
 /// keys, and placeholders `Binary`. Every object with a `_placeholder` key must be exactly a
 /// placeholder (`_placeholder` is `true`, `num` an integer below `attachments.len()`, no other
-/// key), else [`DecodeError::BadPlaceholder`].
+/// key), and each attachment may be named once (an encoder gives every buffer its own number;
+/// naming one many times would multiply it), else [`DecodeError::BadPlaceholder`].
 ///
 /// ```
 /// # use ferrio_protocol::socketio::resolve_placeholders;
@@ -50,9 +51,11 @@ pub fn resolve_placeholders(json: &str, attachments: &[Bytes]) -> Result<Value, 
 pub(super) fn parse(json: &str, attachments: Attachments<'_>) -> Result<Value, DecodeError> {
     check_depth(json)?;
     let bad_placeholder = Cell::new(false);
+    let used = Cell::new(0u64);
     let seed = ValueSeed {
         attachments,
         bad_placeholder: &bad_placeholder,
+        used: &used,
     };
     let mut de = serde_json::Deserializer::from_str(json);
     seed.deserialize(&mut de)
@@ -72,6 +75,8 @@ pub(super) fn parse(json: &str, attachments: Attachments<'_>) -> Result<Value, D
 struct ValueSeed<'s> {
     attachments: Attachments<'s>,
     bad_placeholder: &'s Cell<bool>,
+    /// The attachments named so far, one bit each (there are at most `MAX_ATTACHMENTS`).
+    used: &'s Cell<u64>,
 }
 
 impl ValueSeed<'_> {
@@ -89,7 +94,11 @@ impl ValueSeed<'_> {
         let resolved = match (flag, num) {
             (Some(Value::Boolean(true)), Some(Value::Integer(n))) => n
                 .as_u64()
-                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n < 64 && self.used.get() & (1 << n) == 0)
+                .and_then(|n| {
+                    self.used.set(self.used.get() | (1 << n));
+                    usize::try_from(n).ok()
+                })
                 .and_then(|n| self.attachments.get(n)),
             _ => None,
         };
