@@ -345,6 +345,13 @@ impl Socket {
         self.0.push_all(messages)
     }
 
+    /// The number of messages queued and not yet taken by the transport: a WebSocket writer
+    /// drains the queue as fast as the client reads, a polling session only when the client
+    /// polls. Zero means the transport is keeping up.
+    pub fn buffered(&self) -> usize {
+        self.0.state().queue.len()
+    }
+
     /// Attaches the layer above's own state to this session, once: the Socket.IO layer keeps
     /// its per-connection state here, so each message reaches it without a map lookup.
     /// Hands the value back if something is already attached.

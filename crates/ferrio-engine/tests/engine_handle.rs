@@ -153,3 +153,17 @@ async fn a_session_carries_one_attached_value_of_the_layer_above() {
     );
     assert_eq!(again.attached::<u32>(), None);
 }
+
+#[tokio::test]
+async fn buffered_counts_what_the_transport_has_not_taken_yet() {
+    let app = app(EngineIoConfig::default());
+    let sid = handshake(&app.router).await;
+    let socket = app.engine.get(sid).unwrap();
+    assert_eq!(socket.buffered(), 0);
+    socket.send("a").unwrap();
+    socket.send("b").unwrap();
+    assert_eq!(socket.buffered(), 2);
+    // A poll takes everything queued.
+    assert_eq!(get(&app.router, &poll_uri(sid)).await.body, "4a\x1e4b");
+    assert_eq!(socket.buffered(), 0);
+}

@@ -75,6 +75,9 @@ pub enum EmitError {
     Closed,
     /// The adapter could not deliver the broadcast (a distributed adapter lost its broker).
     Adapter(crate::adapter::AdapterError),
+    /// The event name is reserved by the protocol (`connect`, `disconnect`...): clients drop
+    /// the connection on such an event.
+    ReservedEvent(String),
 }
 
 impl From<EncodeError> for EmitError {
@@ -90,6 +93,7 @@ impl fmt::Display for EmitError {
             Self::Full => f.write_str("the socket's outbound queue is full"),
             Self::Closed => f.write_str("the socket is disconnected"),
             Self::Adapter(e) => write!(f, "the broadcast failed: {e}"),
+            Self::ReservedEvent(name) => write!(f, "{name:?} is a reserved event name"),
         }
     }
 }

@@ -104,6 +104,8 @@ pub use ack::{AckFuture, AckSender, BroadcastAckFuture};
 pub use adapter::{IntoRooms, Room};
 #[cfg(feature = "axum")]
 pub use axum::MissingIo;
+/// Binary data: a `Bytes` anywhere in an event's arguments travels as binary.
+pub use bytes::Bytes;
 pub use error::{AckError, ConnectRefusal, DisconnectReason, EmitError};
 pub use extract::{
     Args, Data, Event, EventParts, Extension, MissingExtension, MissingState, ServerGone, State,

@@ -65,7 +65,9 @@ impl BroadcastOperator {
         self
     }
 
-    /// Drops the packet for clients that cannot take it now instead of reporting an error.
+    /// Drops the packet for clients whose transport is behind (packets still queued for
+    /// them, a polling client between two polls) instead of queueing it: for data that is
+    /// stale by the time it would arrive (positions, typing indicators).
     pub fn volatile(mut self) -> Self {
         self.opts.volatile = true;
         self

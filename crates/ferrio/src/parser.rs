@@ -8,6 +8,7 @@ use ferrio_engine::{Message, PreparedMessage, SendError, Socket as EngineSocket,
 use ferrio_protocol::socketio::{self, Body, DecodeError, EncodeError, PacketType};
 use serde::Serialize;
 
+use crate::error::EmitError;
 use crate::payload::Payload;
 
 /// The wire format of Socket.IO packets. Every client of a server must use the same one.
@@ -117,14 +118,18 @@ impl Parser {
         }
     }
 
-    /// An event whose arguments are the elements of `args` (a sequence).
+    /// An event whose arguments are the elements of `args` (a sequence). A reserved event
+    /// name is refused: the client would drop the whole connection on it.
     pub(crate) fn event<A: Serialize + ?Sized>(
         self,
         nsp: &str,
         id: Option<u64>,
         event: &str,
         args: &A,
-    ) -> Result<Encoded, EncodeError> {
+    ) -> Result<Encoded, EmitError> {
+        if socketio::RESERVED_EVENTS.contains(&event) {
+            return Err(EmitError::ReservedEvent(event.to_owned()));
+        }
         Ok(match self {
             Self::Json => {
                 let mut buf = json_buf();

@@ -324,9 +324,10 @@ impl SocketRef {
         BroadcastOperator::new(self.0.ns.clone()).except(self.id())
     }
 
-    /// Broadcasts to this server's sockets only (with a distributed adapter).
+    /// Broadcasts to every socket of this server except this one (`socket.local` in the
+    /// JavaScript API); with the in-memory adapter, the same as [`broadcast`](Self::broadcast).
     pub fn local(&self) -> BroadcastOperator {
-        BroadcastOperator::new(self.0.ns.clone()).local()
+        self.broadcast().local()
     }
 
     /// Emits to this socket, dropping the packet rather than queueing it when the client

@@ -1072,3 +1072,35 @@ async fn binary_event_from_the_client_reaches_data_as_bytes() {
         ("f".to_owned(), Bytes::from(vec![7; 300]))
     );
 }
+
+#[tokio::test]
+async fn reserved_event_names_are_refused_before_they_reach_a_client() {
+    let (addr, io, mut sockets) = common::socket_server(Io::builder(), |_| {}).await;
+    let (mut client, socket) = common::join_root(addr, &mut sockets).await;
+    for name in [
+        "connect",
+        "connect_error",
+        "disconnect",
+        "disconnecting",
+        "newListener",
+        "removeListener",
+    ] {
+        assert!(
+            matches!(socket.emit(name, &1), Err(ferrio::EmitError::ReservedEvent(n)) if n == name),
+            "{name}"
+        );
+        assert!(matches!(
+            io.emit(name, &1),
+            Err(ferrio::EmitError::ReservedEvent(_))
+        ));
+        let ack = socket.emit_with_ack(name, &1).await;
+        assert!(matches!(
+            ack,
+            Err(ferrio::AckError::Emit(ferrio::EmitError::ReservedEvent(_)))
+        ));
+    }
+    client.assert_quiet().await;
+    // An ordinary name still goes through on the same connection.
+    socket.emit("error", &1).unwrap();
+    assert_eq!(client.text().await, r#"2["error",1]"#);
+}

@@ -442,21 +442,26 @@ async fn volatile_and_local_broadcasts_are_delivered_by_the_in_memory_adapter() 
     let [(mut a, sa), (mut b, sb), _third] = three(addr, &mut sockets).await;
     sa.join("r");
     sb.join("r");
+    // Clients that keep up get volatile packets (each one is read before the next is sent).
     io.to("r").volatile().emit("volatile", &1).unwrap();
-    io.to("r").local().emit("local", &2).unwrap();
-    io.local().volatile().to("r").emit("both", &3).unwrap();
     for client in [&mut a, &mut b] {
         assert_eq!(event(client, "volatile").await, [json!(1)]);
+    }
+    io.to("r").local().emit("local", &2).unwrap();
+    for client in [&mut a, &mut b] {
         assert_eq!(event(client, "local").await, [json!(2)]);
+    }
+    io.local().volatile().to("r").emit("both", &3).unwrap();
+    for client in [&mut a, &mut b] {
         assert_eq!(event(client, "both").await, [json!(3)]);
     }
-    // A socket's own `volatile` and `local` operators.
+    // A socket's own `volatile` emits to itself; its `local` broadcasts to the others.
     sa.volatile().emit("mine", &4).unwrap();
     assert_eq!(event(&mut a, "mine").await, [json!(4)]);
     b.assert_quiet().await;
-    sa.local().emit("local-all", &5).unwrap();
-    assert_eq!(event(&mut a, "local-all").await, [json!(5)]);
-    assert_eq!(event(&mut b, "local-all").await, [json!(5)]);
+    sa.local().emit("local-others", &5).unwrap();
+    assert_eq!(event(&mut b, "local-others").await, [json!(5)]);
+    a.assert_quiet().await;
 }
 
 #[tokio::test]
@@ -502,4 +507,42 @@ async fn a_socket_that_left_the_namespace_is_in_no_room() {
     io.to("r").emit("r", &1).unwrap();
     assert_eq!(event(&mut b, "r").await, [json!(1)]);
     a.assert_quiet().await;
+}
+
+#[tokio::test]
+async fn volatile_drops_the_packet_for_a_client_that_is_behind() {
+    let (tx, mut sockets) = mpsc::unbounded_channel();
+    let (addr, io) = common::server(Io::builder(), |io| hand_sockets(io, "/", tx)).await;
+    // A polling client is behind whenever something waits for its next poll.
+    let client = common::polling::PollingClient::connect(addr).await;
+    client.join("/").await;
+    let socket = recv(&mut sockets).await;
+
+    io.volatile().emit("tick", &1).unwrap(); // nothing queued: delivered
+    io.emit("news", &2).unwrap(); // queued behind it
+    io.volatile().emit("tick", &3).unwrap(); // the client is behind: dropped
+    socket.volatile().emit("tick", &4).unwrap(); // the same from the socket
+    let polled = client.poll_frames().await;
+    assert_eq!(
+        polled.frames,
+        [
+            common::Frame::Text(r#"2["tick",1]"#.into()),
+            common::Frame::Text(r#"2["news",2]"#.into()),
+        ]
+    );
+    // Caught up again: volatile packets flow.
+    io.volatile().emit("tick", &5).unwrap();
+    assert_eq!(client.text().await, r#"2["tick",5]"#);
+}
+
+#[tokio::test]
+async fn rooms_can_be_named_by_borrowed_strings() {
+    let (addr, io, mut sockets) = socket_server(Io::builder(), |_| {}).await;
+    let (mut a, sa) = join_root(addr, &mut sockets).await;
+    let room = String::from("borrowed");
+    let name: &str = &room;
+    sa.join(name);
+    io.to(name).emit("hi", &1).unwrap();
+    assert_eq!(event(&mut a, "hi").await, [json!(1)]);
+    assert_eq!(names(sa.rooms()), set([sa.id().as_str(), "borrowed"]));
 }

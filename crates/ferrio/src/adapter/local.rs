@@ -97,9 +97,12 @@ impl LocalAdapter {
     /// Delivers a packet to the local sockets `opts` targets.
     pub fn broadcast_local(&self, packet: &BroadcastPacket, opts: &BroadcastOptions) {
         for socket in self.sockets_of(opts) {
+            if opts.volatile && socket.0.engine.buffered() > 0 {
+                continue;
+            }
             if let Err(e) = socket.send_encoded(&packet.encoded) {
                 if !opts.volatile {
-                    tracing::debug!(socket = %socket.id(), error = %e, "broadcast not delivered");
+                    tracing::warn!(socket = %socket.id(), error = %e, "broadcast not delivered");
                 }
             }
         }
@@ -121,7 +124,7 @@ impl LocalAdapter {
                 continue;
             };
             if let Err(e) = socket.send_encoded(&packet.encoded) {
-                tracing::debug!(socket = %socket.id(), error = %e, "broadcast not delivered");
+                tracing::warn!(socket = %socket.id(), error = %e, "broadcast not delivered");
             }
             futures.push((socket.id(), ack));
         }

@@ -36,9 +36,9 @@ pub trait IntoRoom {
     fn into_room(self) -> Room;
 }
 
-impl IntoRoom for &'static str {
+impl IntoRoom for &str {
     fn into_room(self) -> Room {
-        Cow::Borrowed(self)
+        Cow::Owned(self.to_owned())
     }
 }
 impl IntoRoom for String {
@@ -62,7 +62,7 @@ impl IntoRoom for Sid {
     }
 }
 
-/// One or more rooms: a `&'static str`, a `String`, a socket id, or a `Vec` or array of them.
+/// One or more rooms: a `&str`, a `String`, a socket id, or a `Vec` or array of them.
 pub trait IntoRooms {
     /// The rooms.
     fn into_rooms(self) -> Vec<Room>;
@@ -93,7 +93,8 @@ pub struct BroadcastOptions {
     pub except: Vec<Room>,
     /// This server only, even with a distributed adapter.
     pub local: bool,
-    /// Drop the packet for sockets that cannot take it now instead of failing.
+    /// Drop the packet for sockets whose transport is behind (packets still queued for
+    /// them) instead of queueing it.
     pub volatile: bool,
 }
 
