@@ -266,7 +266,7 @@ impl SocketRef {
         let id = self.0.ns.next_ack_id();
         let packet = match self.0.ns.parser().event(self.ns(), Some(id), event, args) {
             Ok(packet) => packet,
-            Err(e) => return AckFuture::failed(e.into()),
+            Err(e) => return AckFuture::failed(e),
         };
         let Some(ack) = self.0.expect_ack(id, self.0.ns.ack_timeout()) else {
             return AckFuture::failed(EmitError::Closed);
