@@ -81,6 +81,7 @@ impl BroadcastOperator {
     }
 
     /// Emits `event` with one argument to every targeted socket; encoded once for all.
+    /// (`&()` is one `null` argument; [`emit_args`](Self::emit_args) with `&()` sends none.)
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
         self.emit_args(event, &(data,))
     }

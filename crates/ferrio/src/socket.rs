@@ -239,7 +239,8 @@ impl SocketRef {
         self.0.register(|l| l.middlewares.push(middleware));
     }
 
-    /// Emits `event` with one argument to this socket's client.
+    /// Emits `event` with one argument to this socket's client (`&()` is one `null`; use
+    /// [`emit_args`](Self::emit_args) with `&()` for none).
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
         self.emit_args(event, &(data,))
     }
