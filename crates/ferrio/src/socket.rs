@@ -49,6 +49,8 @@ pub(crate) struct SocketInner {
     listeners: Mutex<Listeners>,
     /// Packets that arrived before the connect handler ran; `None` once it has.
     backlog: Mutex<Option<Vec<Inbound>>>,
+    /// Set once the backlog is gone for good: packets then skip its lock.
+    ready: AtomicBool,
     acks: Mutex<HashMap<u64, oneshot::Sender<AckResult>>>,
     extensions: RwLock<http::Extensions>,
 }
@@ -64,6 +66,7 @@ impl SocketInner {
             gone: AtomicBool::new(false),
             listeners: Mutex::default(),
             backlog: Mutex::new(Some(Vec::new())),
+            ready: AtomicBool::new(false),
             acks: Mutex::default(),
             extensions: RwLock::default(),
         })
@@ -455,7 +458,7 @@ impl SocketRef {
 
     /// Takes one packet from the client: at once, or after the connect handler has run.
     pub(crate) fn receive(&self, packet: Inbound) {
-        {
+        if !self.0.ready.load(Ordering::Acquire) {
             let mut backlog = self.0.backlog.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(waiting) = backlog.as_mut() {
                 waiting.push(packet);
@@ -474,6 +477,7 @@ impl SocketRef {
                     Some(waiting) if !waiting.is_empty() => std::mem::take(waiting),
                     _ => {
                         *backlog = None;
+                        self.0.ready.store(true, Ordering::Release);
                         return;
                     }
                 }
