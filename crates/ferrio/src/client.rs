@@ -126,6 +126,8 @@ impl SocketIoHandler {
                 {
                     let mut state = client.state();
                     state.connecting.retain(|n| *n != admit_nsp);
+                    // Usually the only connect of the connection: give its room back.
+                    state.connecting.shrink_to_fit();
                     if state.closed {
                         return false;
                     }
