@@ -102,10 +102,12 @@ impl SocketInner {
         self.connected.store(true, Ordering::Release);
     }
 
-    /// A refused socket: forget the rooms its middlewares may have joined.
+    /// A refused socket: forget the rooms its middlewares may have joined and whatever they
+    /// registered on it (a handler holding its socket would keep it alive).
     pub(crate) fn refused(&self) {
         self.gone.store(true, Ordering::Release);
         self.ns.adapter.del_all(self.id);
+        *self.listeners() = Listeners::default();
     }
 
     /// Registers a waiter for the ack `id`, unless the socket is already gone.

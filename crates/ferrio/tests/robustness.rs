@@ -239,3 +239,31 @@ async fn an_ack_can_be_requested_outside_the_runtime() {
     let answer = tokio::time::timeout(WAIT, ack).await.unwrap().unwrap();
     assert_eq!(answer.get::<String>(0).unwrap(), "a");
 }
+
+/// What a middleware registered on a socket it then refuses is dropped with the socket: a
+/// handler that holds its own socket would otherwise keep both alive.
+#[tokio::test]
+async fn a_refused_socket_drops_what_its_middleware_registered() {
+    let marker = Arc::new(());
+    let weak = Arc::downgrade(&marker);
+    let (addr, _io) = server(Io::builder(), move |io| {
+        let marker = marker.clone();
+        let refuse = move |socket: SocketRef| -> Result<(), String> {
+            let (held, me) = (marker.clone(), socket.clone());
+            socket.on("e", move || {
+                let _ = (&held, &me);
+            });
+            Err("no".into())
+        };
+        io.ns("/a", (|_: SocketRef| {}).with(refuse));
+    })
+    .await;
+    let mut client = Client::connect(addr).await;
+    client.send("0/a,").await;
+    assert_eq!(client.text().await, r#"4/a,{"message":"no"}"#);
+    eventually("the refused socket's handler is dropped", || {
+        // Only the namespace setup's own clone remains.
+        weak.strong_count() == 1
+    })
+    .await;
+}
