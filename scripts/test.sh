@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script):
 #   formatting, clippy, every Rust test, the fuzz harness for a bounded number of cases,
-#   and the end-to-end tests that drive the example servers with the official npm clients.
-# It installs and starts what the tests need: the npm packages of tests/e2e, and Redis when
-# nothing answers on 127.0.0.1:6379.
+#   and the end-to-end tests that drive the example servers with the official npm clients and
+#   with the Python client python-socketio.
+# It installs and starts what the tests need: the npm packages of tests/e2e, a Python virtualenv
+# in tests/e2e/.venv (tests/e2e/requirements.txt), and Redis when nothing answers on
+# 127.0.0.1:6379.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,4 +41,17 @@ PROPTEST_CASES=$((FUZZ_CASES / 100)) cargo test --locked -p ferrio --features ms
 
 step "end-to-end tests with the official clients"
 cargo build --locked -p conformance -p interop
-node --test tests/e2e/
+node --test tests/e2e/*.test.mjs
+
+step "end-to-end tests with the Python client (python-socketio)"
+# (re)created when missing, when requirements.txt is newer, or when an earlier install failed
+venv_stamp=tests/e2e/.venv/.requirements-installed
+if [ ! -x tests/e2e/.venv/bin/python ] || [ ! -e "$venv_stamp" ] \
+  || [ tests/e2e/requirements.txt -nt "$venv_stamp" ]; then
+  rm -rf tests/e2e/.venv
+  python3 -m venv tests/e2e/.venv
+  tests/e2e/.venv/bin/pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+  touch "$venv_stamp"
+fi
+INTEROP_BIN="${INTEROP_BIN:-target/debug/interop}" \
+  tests/e2e/.venv/bin/python -m unittest discover -s tests/e2e -p 'test_*.py' -v

@@ -1,7 +1,7 @@
 // End-to-end test of `conformance engineio` (contract: CONTRACTS.md section 1, the `conformance` example)
 // driven by the official npm client `engine.io-client`.
 //
-// Run from the repository root:   node --test tests/e2e/
+// Run from the repository root:   node --test tests/e2e/*.test.mjs
 // Binary under test:              $CONFORMANCE_BIN, default <repo>/target/debug/conformance
 // Set E2E_SERVER_LOG=1 to forward the server's stderr (tracing logs) to this process's stderr.
 

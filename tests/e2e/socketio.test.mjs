@@ -2,7 +2,7 @@
 // official npm client `socket.io-client` 4.x, with the default JSON parser and with
 // `socket.io-msgpack-parser`.
 //
-// Run from the repository root:   node --test tests/e2e/
+// Run from the repository root:   node --test tests/e2e/*.test.mjs
 // Binary under test:              $INTEROP_BIN (any executable), default <repo>/target/debug/interop
 // Set E2E_SERVER_LOG=1 to forward the servers' stderr (tracing logs) to this process's stderr.
 //
