@@ -71,7 +71,7 @@ impl SocketIoHandler {
 
     fn handle(&self, engine: &EngineSocket, client: &Client, packet: Incoming) {
         match packet {
-            Incoming::Connect { nsp, auth } => self.connect(engine, client, nsp, auth),
+            Incoming::Connect { nsp, auth } => self.connect(engine, client, nsp.into_owned(), auth),
             Incoming::Disconnect { nsp } => match client.socket(&nsp) {
                 Some(socket) => socket.receive(Inbound::Disconnect),
                 None => self.parse_error(engine, &"DISCONNECT for a namespace not joined"),

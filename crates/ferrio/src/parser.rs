@@ -1,5 +1,6 @@
 //! The two Socket.IO parsers: how packets become Engine.IO messages and back.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -164,24 +165,35 @@ impl Parser {
     }
 }
 
+/// A namespace name from a packet; the default namespace costs no allocation.
+pub(crate) type Nsp = Cow<'static, str>;
+
+fn nsp_name(name: &str) -> Nsp {
+    if name == "/" {
+        Cow::Borrowed("/")
+    } else {
+        Cow::Owned(name.to_owned())
+    }
+}
+
 /// A packet received from a client, whatever the parser.
 #[derive(Debug)]
 pub(crate) enum Incoming {
     Connect {
-        nsp: String,
+        nsp: Nsp,
         auth: Option<Payload>,
     },
     Disconnect {
-        nsp: String,
+        nsp: Nsp,
     },
     Event {
-        nsp: String,
+        nsp: Nsp,
         id: Option<u64>,
         event: String,
         args: Payload,
     },
     Ack {
-        nsp: String,
+        nsp: Nsp,
         id: u64,
         args: Payload,
     },
@@ -192,7 +204,7 @@ pub(crate) enum Incoming {
 pub(crate) struct PendingBinary {
     text: Utf8Bytes,
     kind: PacketType,
-    nsp: String,
+    nsp: Nsp,
     id: Option<u64>,
     event: String,
     args: Vec<Range<usize>>,
@@ -276,7 +288,7 @@ fn decode_json(
 
 fn decode_text(text: Utf8Bytes) -> Result<Decoded, DecodeError> {
     let packet = socketio::decode_text(&text)?;
-    let nsp = packet.nsp.to_owned();
+    let nsp = nsp_name(packet.nsp);
     let (event, args) = match packet.body {
         Body::None => {
             return Ok(Decoded::Packet(match packet.kind {
@@ -327,7 +339,7 @@ fn decode_text(text: Utf8Bytes) -> Result<Decoded, DecodeError> {
 fn decode_msgpack(data: &[u8]) -> Result<Incoming, DecodeError> {
     use ferrio_protocol::msgpack::{self, MsgpackBody};
     let packet = msgpack::decode(data)?;
-    let nsp = packet.nsp;
+    let nsp = Cow::Owned(packet.nsp);
     Ok(match packet.body {
         MsgpackBody::None if packet.kind == PacketType::Connect => {
             Incoming::Connect { nsp, auth: None }
