@@ -1,0 +1,562 @@
+//! The load generator: one process on one core, speaking Engine.IO/Socket.IO itself (no client
+//! library), running one scenario against a server that serves the benchmark contract.
+//!
+//! Protocol with the runner: before and after each measured phase the generator prints
+//! `@mark NAME` and, when `FERRIO_BENCH_SYNC=1`, waits for a line on stdin so the runner can
+//! read the server's CPU time and RSS at that exact point. The last line is
+//! `@result {json}`.
+
+mod http;
+mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
+use tokio::sync::{Notify, mpsc};
+
+use self::http::{HttpConn, PollingClient};
+use self::ws::{WsClient, connect_many};
+use crate::BoxError;
+use crate::args::Args;
+
+/// Handshakes in flight at once while connecting many sockets.
+const CONNECT_PARALLELISM: usize = 64;
+/// How long a burst or a batch of emits may take before the run fails.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The scenarios, by the name the command line uses.
+pub(crate) const SCENARIOS: &[&str] = &["idle", "echo", "fanout", "polling", "http-emit"];
+
+/// Settings of one load run (the command line's `load` options).
+#[derive(Debug, Clone)]
+pub(crate) struct LoadConfig {
+    pub(crate) addr: SocketAddr,
+    pub(crate) path: String,
+    /// Echo and polling clients.
+    pub(crate) clients: usize,
+    /// Sockets of the idle, fan-out and HTTP-emit scenarios.
+    pub(crate) sockets: usize,
+    pub(crate) warmup: Duration,
+    pub(crate) duration: Duration,
+    /// `bcast` packets per burst (fan-out).
+    pub(crate) messages: usize,
+    /// Measured bursts (fan-out).
+    pub(crate) rounds: usize,
+    /// Measured `POST /emit` requests (HTTP emit) and their concurrency.
+    pub(crate) requests: usize,
+    pub(crate) concurrency: usize,
+    /// The JSON payload every scenario sends, compact and with sorted keys so that every
+    /// server gives it back byte for byte.
+    pub(crate) payload: String,
+}
+
+impl LoadConfig {
+    pub(crate) fn from_args(args: &mut Args) -> Result<Self, BoxError> {
+        let addr: SocketAddr = args.value("addr", "127.0.0.1:3000")?;
+        let payload_bytes: usize = args.value("payload-bytes", "0")?;
+        let payload = if payload_bytes == 0 {
+            r#"{"msg":"hello world","n":42}"#.to_owned()
+        } else {
+            format!(r#"{{"data":"{}","n":42}}"#, "x".repeat(payload_bytes))
+        };
+        Ok(LoadConfig {
+            addr,
+            path: args.value("path", "/socket.io/")?,
+            clients: args.value("clients", "100")?,
+            sockets: args.value("sockets", "1000")?,
+            warmup: Duration::from_secs_f64(args.value("warmup", "1")?),
+            duration: Duration::from_secs_f64(args.value("duration", "5")?),
+            messages: args.value("messages", "100")?,
+            rounds: args.value("rounds", "5")?,
+            requests: args.value("requests", "200")?,
+            concurrency: args.value("concurrency", "4")?,
+            payload,
+        })
+    }
+}
+
+/// Runs `scenario` and returns its result object.
+pub(crate) async fn run(scenario: &str, config: LoadConfig) -> Result<Value, BoxError> {
+    let mut marks = Marks::new();
+    match scenario {
+        "idle" => idle(&config, &mut marks).await,
+        "echo" => {
+            let clients = connect_many(
+                config.addr,
+                &config.path,
+                config.clients,
+                CONNECT_PARALLELISM,
+            )
+            .await?;
+            echo_loop(clients, &config, &mut marks).await
+        }
+        "polling" => {
+            let mut clients = Vec::with_capacity(config.clients);
+            for _ in 0..config.clients {
+                clients.push(PollingClient::connect(config.addr, &config.path).await?);
+            }
+            echo_loop(clients, &config, &mut marks).await
+        }
+        "fanout" => fanout(&config, &mut marks).await,
+        "http-emit" => http_emit(&config, &mut marks).await,
+        other => Err(format!("unknown scenario {other:?} (one of {SCENARIOS:?})").into()),
+    }
+}
+
+/// Points where the runner samples the server.
+struct Marks {
+    sync: Option<BufReader<Stdin>>,
+}
+
+impl Marks {
+    fn new() -> Self {
+        let sync = std::env::var("FERRIO_BENCH_SYNC").is_ok_and(|v| v == "1");
+        Marks {
+            sync: sync.then(|| BufReader::new(tokio::io::stdin())),
+        }
+    }
+
+    async fn mark(&mut self, name: &str) -> Result<(), BoxError> {
+        println!("@mark {name}");
+        if let Some(stdin) = &mut self.sync {
+            let mut line = String::new();
+            if stdin.read_line(&mut line).await? == 0 {
+                return Err("the runner went away".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Idle sockets: the runner reads the server's RSS at `baseline` and at `connected`.
+async fn idle(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxError> {
+    marks.mark("baseline").await?;
+    let started = Instant::now();
+    let clients = connect_many(
+        config.addr,
+        &config.path,
+        config.sockets,
+        CONNECT_PARALLELISM,
+    )
+    .await?;
+    let connect_secs = started.elapsed().as_secs_f64();
+    // Keep answering pings while the runner measures.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::with_capacity(clients.len());
+    for mut client in clients {
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    frame = client.recv() => if frame.is_err() { return Err(()) },
+                }
+            }
+            client.close().await;
+            Ok(())
+        }));
+    }
+    marks.mark("connected").await?;
+    let _ = stop_tx.send(true);
+    let mut lost = 0usize;
+    for task in tasks {
+        if !matches!(task.await, Ok(Ok(()))) {
+            lost += 1;
+        }
+    }
+    if lost > 0 {
+        return Err(format!("{lost} idle sockets were closed by the server").into());
+    }
+    Ok(json!({
+        "sockets": config.sockets,
+        "connect_secs": connect_secs,
+    }))
+}
+
+/// What the echo loop needs from a transport.
+trait EchoTransport: Send + 'static {
+    fn send(&mut self, packet: String) -> impl Future<Output = Result<(), BoxError>> + Send;
+    fn recv(&mut self) -> impl Future<Output = Result<String, BoxError>> + Send;
+}
+
+impl EchoTransport for WsClient {
+    async fn send(&mut self, packet: String) -> Result<(), BoxError> {
+        WsClient::send(self, packet).await
+    }
+    async fn recv(&mut self) -> Result<String, BoxError> {
+        WsClient::recv(self).await
+    }
+}
+
+impl EchoTransport for PollingClient {
+    async fn send(&mut self, packet: String) -> Result<(), BoxError> {
+        self.post(&packet).await
+    }
+    async fn recv(&mut self) -> Result<String, BoxError> {
+        PollingClient::recv(self).await
+    }
+}
+
+const WARMUP: u8 = 0;
+const MEASURE: u8 = 1;
+const STOP: u8 = 2;
+
+/// Every client sends `42<id>["echo",P]` and waits for `43<id>[P]`, one at a time, until
+/// the measured phase ends. Latency is the round trip of one echo.
+async fn echo_loop<T: EchoTransport>(
+    clients: Vec<T>,
+    config: &LoadConfig,
+    marks: &mut Marks,
+) -> Result<Value, BoxError> {
+    let phase = Arc::new(AtomicU8::new(WARMUP));
+    let payload: Arc<str> = config.payload.as_str().into();
+    let mut tasks = Vec::with_capacity(clients.len());
+    for mut client in clients {
+        let phase = phase.clone();
+        let payload = payload.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut histogram = new_histogram();
+            let mut count = 0u64;
+            let mut id = 0u64;
+            loop {
+                let now = phase.load(Ordering::Relaxed);
+                if now == STOP {
+                    return Ok::<_, BoxError>((count, histogram));
+                }
+                id += 1;
+                let expected = format!("43{id}[{payload}]");
+                let sent = Instant::now();
+                client.send(format!("42{id}[\"echo\",{payload}]")).await?;
+                loop {
+                    let frame = client.recv().await?;
+                    if frame == expected {
+                        break;
+                    }
+                    if frame.starts_with("43") {
+                        return Err(format!("expected {expected}, got {frame}").into());
+                    }
+                }
+                if now == MEASURE && phase.load(Ordering::Relaxed) == MEASURE {
+                    count += 1;
+                    histogram.saturating_record(elapsed_nanos(sent));
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(config.warmup).await;
+    marks.mark("start").await?;
+    phase.store(MEASURE, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(config.duration).await;
+    phase.store(STOP, Ordering::Relaxed);
+    let seconds = started.elapsed().as_secs_f64();
+    marks.mark("end").await?;
+    let mut total = 0u64;
+    let mut histogram = new_histogram();
+    for task in tasks {
+        let (count, part) = task.await??;
+        total += count;
+        histogram.add(&part)?;
+    }
+    if total == 0 {
+        return Err("no echo completed in the measured phase".into());
+    }
+    Ok(json!({
+        "clients": config.clients,
+        "ops": total,
+        "seconds": seconds,
+        "ops_per_sec": total as f64 / seconds,
+        "p50_us": quantile_us(&histogram, 0.5),
+        "p99_us": quantile_us(&histogram, 0.99),
+        "p999_us": quantile_us(&histogram, 0.999),
+        "max_us": histogram.max() as f64 / 1000.0,
+    }))
+}
+
+/// Counts frames equal to `expected` across many sockets and wakes the driver when the
+/// count reaches the target it set.
+struct DeliveryCounter {
+    delivered: AtomicU64,
+    target: AtomicU64,
+    reached: Notify,
+}
+
+impl DeliveryCounter {
+    fn new() -> Arc<Self> {
+        Arc::new(DeliveryCounter {
+            delivered: AtomicU64::new(0),
+            target: AtomicU64::new(u64::MAX),
+            reached: Notify::new(),
+        })
+    }
+
+    fn record(&self) {
+        let now = self.delivered.fetch_add(1, Ordering::Relaxed) + 1;
+        if now == self.target.load(Ordering::Relaxed) {
+            self.reached.notify_one();
+        }
+    }
+
+    /// Waits until `target` deliveries in all have been counted.
+    async fn wait_for(&self, target: u64) -> Result<(), BoxError> {
+        self.target.store(target, Ordering::Relaxed);
+        let deadline = Instant::now() + DELIVERY_TIMEOUT;
+        loop {
+            let notified = self.reached.notified();
+            let delivered = self.delivered.load(Ordering::Relaxed);
+            if delivered >= target {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, notified).await.is_err() {
+                return Err(format!(
+                    "timed out with {} of {target} deliveries",
+                    self.delivered.load(Ordering::Relaxed)
+                )
+                .into());
+            }
+        }
+    }
+}
+
+/// Spawns one reader per socket counting frames equal to `expected`. The first socket also
+/// sends the packets it receives on the returned channel.
+fn spawn_counters(
+    clients: Vec<WsClient>,
+    expected: Arc<str>,
+    counter: &Arc<DeliveryCounter>,
+) -> (Counters, Vec<tokio::task::JoinHandle<Result<(), BoxError>>>) {
+    let (commands, rx) = mpsc::unbounded_channel::<String>();
+    let mut rx = Some(rx);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let mut tasks = Vec::with_capacity(clients.len());
+    for mut client in clients {
+        let counter = counter.clone();
+        let expected = expected.clone();
+        let mut rx = rx.take();
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let command = async {
+                    match &mut rx {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = stop.changed() => return Ok(()),
+                    command = command => match command {
+                        Some(packet) => client.send(packet).await?,
+                        None => return Ok(()),
+                    },
+                    frame = client.recv() => {
+                        let frame = frame?;
+                        if *frame == *expected {
+                            counter.record();
+                        } else if frame.starts_with("42") && !frame.starts_with("42[\"welcome\"") {
+                            return Err(format!("unexpected packet {frame}").into());
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    (
+        Counters {
+            commands,
+            _stop: stop_tx,
+        },
+        tasks,
+    )
+}
+
+/// The driver's side of [`spawn_counters`]: packets for the first socket to send, and the
+/// signal that ends every reader (dropped at the end of the scenario).
+struct Counters {
+    commands: mpsc::UnboundedSender<String>,
+    _stop: tokio::sync::watch::Sender<()>,
+}
+
+/// Fan-out: one socket asks for a burst of `messages` broadcasts; every socket (the sender
+/// too) must receive each one. One warm-up burst, then `rounds` measured ones.
+async fn fanout(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxError> {
+    let clients = connect_many(
+        config.addr,
+        &config.path,
+        config.sockets,
+        CONNECT_PARALLELISM,
+    )
+    .await?;
+    let expected: Arc<str> = format!("42[\"bcast\",{}]", config.payload).into();
+    let counter = DeliveryCounter::new();
+    let (counters, tasks) = spawn_counters(clients, expected, &counter);
+    let burst = format!(
+        "42[\"burst\",{{\"n\":{},\"payload\":{}}}]",
+        config.messages, config.payload
+    );
+    let per_round = (config.sockets * config.messages) as u64;
+    counters.commands.send(burst.clone())?;
+    counter.wait_for(per_round).await?;
+
+    marks.mark("start").await?;
+    let started = Instant::now();
+    let mut round_ms = Vec::with_capacity(config.rounds);
+    for round in 1..=config.rounds as u64 {
+        let round_started = Instant::now();
+        counters.commands.send(burst.clone())?;
+        counter.wait_for(per_round * (round + 1)).await?;
+        round_ms.push(round_started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    marks.mark("end").await?;
+    drop(counters);
+    for task in tasks {
+        task.await??;
+    }
+    let deliveries = per_round * config.rounds as u64;
+    Ok(json!({
+        "sockets": config.sockets,
+        "messages": config.messages,
+        "rounds": config.rounds,
+        "deliveries": deliveries,
+        "seconds": seconds,
+        "deliveries_per_sec": deliveries as f64 / seconds,
+        "round_ms": round_ms,
+    }))
+}
+
+/// Emits from an HTTP handler: `sockets` sockets join room `bench`, then `concurrency`
+/// keep-alive connections send `requests` `POST /emit` to that room; every socket must
+/// receive every event.
+async fn http_emit(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxError> {
+    let mut clients = connect_many(
+        config.addr,
+        &config.path,
+        config.sockets,
+        CONNECT_PARALLELISM,
+    )
+    .await?;
+    {
+        let mut joins = futures_util::stream::FuturesUnordered::new();
+        for client in &mut clients {
+            joins.push(client.join("bench"));
+        }
+        use futures_util::StreamExt;
+        while let Some(joined) = joins.next().await {
+            joined?;
+        }
+    }
+    let expected: Arc<str> = format!("42[\"news\",{}]", config.payload).into();
+    let counter = DeliveryCounter::new();
+    let (counters, tasks) = spawn_counters(clients, expected, &counter);
+    let body = Bytes::from(format!(
+        r#"{{"room":"bench","event":"news","data":{}}}"#,
+        config.payload
+    ));
+    let mut conns = Vec::with_capacity(config.concurrency);
+    for _ in 0..config.concurrency.max(1) {
+        conns.push(HttpConn::open(config.addr).await?);
+    }
+    // Warm-up: one request per connection.
+    let conns = send_emits(
+        conns,
+        config.concurrency.max(1),
+        &body,
+        &mut new_histogram(),
+    )
+    .await?;
+    let warmup = config.concurrency.max(1) as u64 * config.sockets as u64;
+    counter.wait_for(warmup).await?;
+
+    let mut histogram = new_histogram();
+    marks.mark("start").await?;
+    let started = Instant::now();
+    let _conns = send_emits(conns, config.requests, &body, &mut histogram).await?;
+    let requests_done = started.elapsed().as_secs_f64();
+    let deliveries = config.requests as u64 * config.sockets as u64;
+    counter.wait_for(warmup + deliveries).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    marks.mark("end").await?;
+    drop(counters);
+    for task in tasks {
+        task.await??;
+    }
+    Ok(json!({
+        "sockets": config.sockets,
+        "requests": config.requests,
+        "concurrency": config.concurrency,
+        "deliveries": deliveries,
+        "seconds": seconds,
+        "requests_secs": requests_done,
+        "requests_per_sec": config.requests as f64 / seconds,
+        "deliveries_per_sec": deliveries as f64 / seconds,
+        "request_p50_us": quantile_us(&histogram, 0.5),
+        "request_p99_us": quantile_us(&histogram, 0.99),
+    }))
+}
+
+/// Sends `total` `POST /emit` requests spread over `conns`, one in flight per connection.
+async fn send_emits(
+    conns: Vec<HttpConn>,
+    total: usize,
+    body: &Bytes,
+    histogram: &mut Histogram<u64>,
+) -> Result<Vec<HttpConn>, BoxError> {
+    let left = Arc::new(AtomicU64::new(total as u64));
+    let mut tasks = Vec::with_capacity(conns.len());
+    for mut conn in conns {
+        let left = left.clone();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut histogram = new_histogram();
+            while left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                let sent = Instant::now();
+                let (status, answer) = conn
+                    .request(
+                        Method::POST,
+                        "/emit",
+                        Some("application/json"),
+                        body.clone(),
+                    )
+                    .await?;
+                if status != StatusCode::OK {
+                    return Err::<_, BoxError>(
+                        format!("POST /emit answered {status}: {answer:?}").into(),
+                    );
+                }
+                histogram.saturating_record(elapsed_nanos(sent));
+            }
+            Ok((conn, histogram))
+        }));
+    }
+    let mut conns = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let (conn, part) = task.await??;
+        histogram.add(&part)?;
+        conns.push(conn);
+    }
+    Ok(conns)
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 ns to 10 minutes, 3 significant digits.
+    Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid histogram bounds")
+}
+
+fn elapsed_nanos(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn quantile_us(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1000.0
+}

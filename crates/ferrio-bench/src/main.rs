@@ -1,0 +1,55 @@
+//! `ferrio-bench`: the benchmark harness of Ferrio (see `docs/benchmarks.md`).
+//!
+//! ```text
+//! ferrio-bench compare [--runs 3] [--servers ferrio,socketioxide,node,axum-raw]
+//!                      [--scenarios idle,echo-1,echo-100,fanout,polling,http-emit]
+//!                      [--smoke] [--out DIR] [--profile release|debug] [--no-build]
+//! ferrio-bench load SCENARIO --addr 127.0.0.1:3000 [--clients N] [--sockets N] ...
+//! ```
+//!
+//! `compare` builds and starts each server in turn pinned to core 0, runs the load generator
+//! pinned to core 1, reads the server's CPU time and RSS from `/proc`, and writes the tables.
+//! `load` is the generator alone, against any server that serves the benchmark contract.
+
+mod args;
+mod load;
+mod report;
+mod runner;
+
+use args::Args;
+
+/// Errors of the harness: reported and the process exits with status 1.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() {
+    let mut raw = std::env::args().skip(1);
+    let command = raw.next().unwrap_or_default();
+    let result = match command.as_str() {
+        "load" => load_command(raw.collect()),
+        "compare" => Args::parse(raw).and_then(runner::compare),
+        _ => Err(
+            "usage: ferrio-bench compare [options] | ferrio-bench load SCENARIO [options] \
+             (see docs/benchmarks.md)"
+                .into(),
+        ),
+    };
+    if let Err(err) = result {
+        eprintln!("ferrio-bench {command}: {err}");
+        std::process::exit(1);
+    }
+}
+
+fn load_command(raw: Vec<String>) -> Result<(), BoxError> {
+    let mut raw = raw.into_iter();
+    let scenario = raw.next().unwrap_or_default();
+    let mut args = Args::parse(raw)?;
+    let config = load::LoadConfig::from_args(&mut args)?;
+    args.finish()?;
+    // One thread: the generator gets one core, as the server does.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(load::run(&scenario, config))?;
+    println!("@result {result}");
+    Ok(())
+}

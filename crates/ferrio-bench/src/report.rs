@@ -1,0 +1,370 @@
+//! Tables (Markdown) and the summary plot (SVG) from the measurements.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::BoxError;
+use crate::runner::{Measurement, Scenario, Server};
+
+/// One number the tables show for a scenario.
+struct Metric {
+    key: &'static str,
+    label: &'static str,
+    higher_is_better: bool,
+}
+
+const fn metric(key: &'static str, label: &'static str, higher_is_better: bool) -> Metric {
+    Metric {
+        key,
+        label,
+        higher_is_better,
+    }
+}
+
+/// The metrics of a scenario; the first is its main one (the plot's).
+fn metrics(scenario: &str) -> &'static [Metric] {
+    const IDLE: &[Metric] = &[metric("kb_per_socket", "RSS per socket (KB)", false)];
+    const ECHO: &[Metric] = &[
+        metric("ops_per_sec", "echoes/s", true),
+        metric("p50_us", "p50 (µs)", false),
+        metric("p99_us", "p99 (µs)", false),
+        metric("cpu_us_per_op", "server CPU per echo (µs)", false),
+    ];
+    const ECHO_ONE: &[Metric] = &[
+        metric("p99_us", "p99 (µs)", false),
+        metric("p50_us", "p50 (µs)", false),
+        metric("ops_per_sec", "echoes/s", true),
+        metric("cpu_us_per_op", "server CPU per echo (µs)", false),
+    ];
+    const FANOUT: &[Metric] = &[
+        metric("cpu_ns_per_delivery", "server CPU per delivery (ns)", false),
+        metric("deliveries_per_sec", "deliveries/s", true),
+    ];
+    const EMIT: &[Metric] = &[
+        metric("deliveries_per_sec", "deliveries/s", true),
+        metric("cpu_ns_per_delivery", "server CPU per delivery (ns)", false),
+        metric("request_p99_us", "request p99 (µs)", false),
+    ];
+    match scenario {
+        "idle" => IDLE,
+        "echo-1" => ECHO_ONE,
+        "fanout" => FANOUT,
+        "http-emit" => EMIT,
+        _ => ECHO,
+    }
+}
+
+/// A metric of one measurement, derived from what the generator and `/proc` said.
+fn value(m: &Measurement, key: &str) -> Option<f64> {
+    let load = |k: &str| m.load.get(k).and_then(Value::as_f64);
+    let cpu = m.server_cpu_ns.map(|ns| ns as f64);
+    match key {
+        "kb_per_socket" => {
+            let before = *m.rss_kib.get("baseline")? as f64;
+            let after = *m.rss_kib.get("connected")? as f64;
+            Some((after - before) * 1024.0 / 1000.0 / load("sockets")?)
+        }
+        "cpu_us_per_op" => Some(cpu? / load("ops")? / 1000.0),
+        "cpu_ns_per_delivery" => Some(cpu? / load("deliveries")?),
+        other => load(other),
+    }
+}
+
+/// One line for the progress output.
+pub(crate) fn one_line(m: &Measurement) -> String {
+    metrics(&m.scenario)
+        .iter()
+        .filter_map(|metric| Some(format!("{} {:.2}", metric.label, value(m, metric.key)?)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Where and how the numbers were taken.
+pub(crate) fn environment(servers: &[Server], runs: usize, smoke: bool, pinning: &str) -> Value {
+    let output = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    json!({
+        "date": output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        "commit": output("git", &["rev-parse", "--short", "HEAD"]),
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "rustc": output("rustc", &["--version"]),
+        "node": output("node", &["--version"]),
+        "servers": servers.iter().map(|s| json!({"name": s.name, "label": s.label})).collect::<Vec<_>>(),
+        "runs": runs,
+        "smoke": smoke,
+        "pinning": pinning,
+    })
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    })
+}
+
+/// Median, min and max of a list.
+fn spread(mut values: Vec<f64>) -> Option<(f64, f64, f64)> {
+    let median = median(&mut values)?;
+    Some((median, values[0], values[values.len() - 1]))
+}
+
+fn number(x: f64) -> String {
+    match x.abs() {
+        a if a >= 100_000.0 => format!("{:.0}k", x / 1000.0),
+        a if a >= 1000.0 => format!("{x:.0}"),
+        a if a >= 10.0 => format!("{x:.1}"),
+        _ => format!("{x:.2}"),
+    }
+}
+
+fn values_of(
+    measurements: &[Measurement],
+    scenario: &str,
+    server: &str,
+    key: &str,
+) -> Vec<(usize, f64)> {
+    measurements
+        .iter()
+        .filter(|m| m.scenario == scenario && m.server == server)
+        .filter_map(|m| Some((m.run, value(m, key)?)))
+        .collect()
+}
+
+/// Ferrio's lead over `peer` on a metric, run by run (same run number): above 1 means
+/// Ferrio is ahead, whichever way the metric points.
+fn leads(measurements: &[Measurement], scenario: &str, peer: &str, metric: &Metric) -> Vec<f64> {
+    let ours = values_of(measurements, scenario, "ferrio", metric.key);
+    let theirs = values_of(measurements, scenario, peer, metric.key);
+    ours.iter()
+        .filter_map(|(run, a)| {
+            let (_, b) = theirs.iter().find(|(r, _)| r == run)?;
+            let ratio = if metric.higher_is_better {
+                a / b
+            } else {
+                b / a
+            };
+            ratio.is_finite().then_some(ratio)
+        })
+        .collect()
+}
+
+/// The Markdown tables: per scenario, the values of every server and Ferrio's lead over each.
+pub(crate) fn tables(
+    measurements: &[Measurement],
+    servers: &[Server],
+    scenarios: &[Scenario],
+    environment: &Value,
+) -> String {
+    let mut out = String::new();
+    let env = |k: &str| environment[k].as_str().unwrap_or("?").to_owned();
+    let _ = writeln!(
+        out,
+        "Measured {} on commit `{}`: {} ({} cores), Linux {}, {}, Node.js {}; {} run(s) per server and scenario, {}. \
+         Cells are the median of the runs with min–max in brackets.\n",
+        env("date"),
+        env("commit"),
+        env("cpu"),
+        environment["cores"],
+        env("kernel"),
+        env("rustc"),
+        env("node"),
+        environment["runs"],
+        env("pinning"),
+    );
+    for scenario in scenarios {
+        let metrics = metrics(scenario.name);
+        let _ = writeln!(out, "### {}\n", scenario.name);
+        let _ = write!(out, "| server |");
+        for metric in metrics {
+            let _ = write!(out, " {} |", metric.label);
+        }
+        let _ = write!(out, "\n|---|");
+        for _ in metrics {
+            let _ = write!(out, "---|");
+        }
+        out.push('\n');
+        for server in servers {
+            let _ = write!(out, "| {} |", server.label);
+            for metric in metrics {
+                let values = values_of(measurements, scenario.name, server.name, metric.key)
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect();
+                match spread(values) {
+                    Some((med, min, max)) => {
+                        let _ = write!(out, " {} ({}–{}) |", number(med), number(min), number(max));
+                    }
+                    None => out.push_str(" – |"),
+                }
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+        let _ = write!(out, "| Ferrio's lead over |");
+        for metric in metrics {
+            let _ = write!(out, " {} |", metric.label);
+        }
+        let _ = write!(out, "\n|---|");
+        for _ in metrics {
+            let _ = write!(out, "---|");
+        }
+        out.push('\n');
+        for server in servers.iter().filter(|s| s.name != "ferrio") {
+            let _ = write!(out, "| {} |", server.label);
+            for metric in metrics {
+                match spread(leads(measurements, scenario.name, server.name, metric)) {
+                    Some((med, min, max)) => {
+                        let _ = write!(out, " {med:.2}x ({min:.2}–{max:.2}) |");
+                    }
+                    None => out.push_str(" – |"),
+                }
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "A lead above 1.00x means Ferrio is ahead on that metric (more throughput, or less \
+         latency, CPU or memory); below 1.00x it is behind.\n",
+    );
+    out
+}
+
+/// A grouped bar chart of Ferrio's lead over each peer on each scenario's main metric.
+pub(crate) fn svg(measurements: &[Measurement], servers: &[Server]) -> String {
+    let peers: Vec<&Server> = servers.iter().filter(|s| s.name != "ferrio").collect();
+    let mut scenarios: Vec<&str> = Vec::new();
+    for m in measurements {
+        if !scenarios.contains(&m.scenario.as_str()) {
+            scenarios.push(&m.scenario);
+        }
+    }
+    let colors = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a"];
+    let leads: Vec<Vec<Option<f64>>> = scenarios
+        .iter()
+        .map(|scenario| {
+            let metric = &metrics(scenario)[0];
+            peers
+                .iter()
+                .map(|peer| spread(leads(measurements, scenario, peer.name, metric)).map(|s| s.0))
+                .collect()
+        })
+        .collect();
+    let top = leads
+        .iter()
+        .flatten()
+        .flatten()
+        .fold(2.0f64, |a, &b| a.max(b))
+        .ceil();
+    let (width, height, left, bottom, plot_top) = (900.0, 420.0, 60.0, 350.0, 50.0);
+    let group = (width - left - 20.0) / scenarios.len().max(1) as f64;
+    let bar = (group - 20.0) / peers.len().max(1) as f64;
+    let y = |v: f64| bottom - (v / top) * (bottom - plot_top);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        out,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="20" font-size="15">Ferrio's lead over each peer, main metric of each scenario (median; above 1 = Ferrio ahead)</text>"#
+    );
+    let mut tick = 0.0;
+    while tick <= top {
+        let _ = writeln!(
+            out,
+            r##"<line x1="{left}" x2="{}" y1="{y}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{tick:.1}x</text>"##,
+            width - 20.0,
+            left - 6.0,
+            y(tick) + 4.0,
+            y = y(tick)
+        );
+        tick += if top > 6.0 { 1.0 } else { 0.5 };
+    }
+    let _ = writeln!(
+        out,
+        r#"<line x1="{left}" x2="{}" y1="{y1}" y2="{y1}" stroke="black" stroke-dasharray="4 3"/>"#,
+        width - 20.0,
+        y1 = y(1.0)
+    );
+    for (i, scenario) in scenarios.iter().enumerate() {
+        let x0 = left + i as f64 * group + 10.0;
+        for (j, lead) in leads[i].iter().enumerate() {
+            let Some(lead) = lead else { continue };
+            let x = x0 + j as f64 * bar;
+            let _ = writeln!(
+                out,
+                r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"/><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{lead:.2}</text>"#,
+                y(*lead),
+                bar - 2.0,
+                bottom - y(*lead),
+                colors[j % colors.len()],
+                x + bar / 2.0,
+                y(*lead) - 3.0,
+            );
+        }
+        let _ = writeln!(
+            out,
+            r##"<text x="{:.1}" y="{}" text-anchor="middle">{scenario}</text><text x="{:.1}" y="{}" text-anchor="middle" font-size="10" fill="#555">{}</text>"##,
+            x0 + (group - 20.0) / 2.0,
+            bottom + 18.0,
+            x0 + (group - 20.0) / 2.0,
+            bottom + 32.0,
+            metrics(scenario)[0].label,
+        );
+    }
+    for (j, peer) in peers.iter().enumerate() {
+        let x = left + j as f64 * 230.0;
+        let _ = writeln!(
+            out,
+            r#"<rect x="{x}" y="{}" width="12" height="12" fill="{}"/><text x="{}" y="{}">vs {}</text>"#,
+            height - 28.0,
+            colors[j % colors.len()],
+            x + 16.0,
+            height - 18.0,
+            peer.label
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+const BEGIN: &str = "<!-- results:begin (written by ferrio-bench compare) -->";
+const END: &str = "<!-- results:end -->";
+
+/// Replaces the generated part of `docs/benchmarks.md`.
+pub(crate) fn splice_into(path: &Path, tables: &str) -> Result<(), BoxError> {
+    let doc = std::fs::read_to_string(path)?;
+    let (Some(begin), Some(end)) = (doc.find(BEGIN), doc.find(END)) else {
+        return Err(format!("{} lacks the results markers", path.display()).into());
+    };
+    let spliced = format!("{}{BEGIN}\n\n{tables}\n{}", &doc[..begin], &doc[end..]);
+    std::fs::write(path, spliced)?;
+    Ok(())
+}

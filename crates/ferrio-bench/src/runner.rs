@@ -1,0 +1,454 @@
+//! `ferrio-bench compare`: every scenario against every server, the servers alternating run
+//! by run, each server pinned to core 0 and the load generator to core 1; server CPU time
+//! and RSS read from `/proc` at the generator's marks.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::BoxError;
+use crate::args::Args;
+
+/// A server under test.
+#[derive(Debug, Clone)]
+pub(crate) struct Server {
+    /// Short name used on the command line and in the tables.
+    pub(crate) name: &'static str,
+    /// What it is, for the tables.
+    pub(crate) label: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(&'static str, &'static str)>,
+}
+
+/// A scenario as the tables name it, with the generator's scenario and sizes.
+#[derive(Debug, Clone)]
+pub(crate) struct Scenario {
+    pub(crate) name: &'static str,
+    load: &'static str,
+    options: Vec<(&'static str, String)>,
+}
+
+/// One server in one scenario in one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Measurement {
+    pub(crate) run: usize,
+    pub(crate) scenario: String,
+    pub(crate) server: String,
+    /// What the load generator reported.
+    pub(crate) load: Value,
+    /// Server CPU time (all threads) between the `start` and `end` marks.
+    pub(crate) server_cpu_ns: Option<u64>,
+    /// Server RSS at each mark, in KiB.
+    pub(crate) rss_kib: BTreeMap<String, u64>,
+}
+
+/// How long the runner lets idle sockets settle before reading the RSS.
+const IDLE_SETTLE: Duration = Duration::from_secs(3);
+
+pub(crate) fn compare(mut args: Args) -> Result<(), BoxError> {
+    let root = workspace_root();
+    let runs: usize = args.value("runs", "3")?;
+    let smoke = args.flag("smoke");
+    let no_build = args.flag("no-build");
+    let profile: String = args.value("profile", "release")?;
+    let servers_arg: String = args.value("servers", "ferrio,socketioxide,node,axum-raw")?;
+    let scenarios_arg: String = args.value("scenarios", "all")?;
+    let default_out = root.join("docs/benchmarks");
+    let out: PathBuf = args.value("out", &default_out.display().to_string())?;
+    args.finish()?;
+
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let binaries = target.join(&profile);
+    let all_servers = servers(&root, &binaries);
+    let servers = pick(&all_servers, &servers_arg, |s| s.name)?;
+    let all_scenarios = scenarios(smoke);
+    let scenarios = if scenarios_arg == "all" {
+        all_scenarios.clone()
+    } else {
+        pick(&all_scenarios, &scenarios_arg, |s| s.name)?
+    };
+    if !no_build {
+        build(&root, &profile, &servers)?;
+    }
+    let pinning = Pinning::detect();
+    if !pinning.enabled {
+        eprintln!("warning: taskset or a second core is missing; running without pinning");
+    }
+    let logs = target.join("ferrio-bench-logs");
+    std::fs::create_dir_all(&logs)?;
+
+    let mut measurements = Vec::new();
+    for run in 1..=runs {
+        for scenario in &scenarios {
+            // Alternate the order run by run so no server always goes first.
+            let mut order = servers.clone();
+            order.rotate_left((run - 1) % servers.len().max(1));
+            for server in &order {
+                eprintln!("run {run}/{runs}: {} on {}", scenario.name, server.name);
+                let measurement = measure(server, scenario, run, &pinning, &logs)
+                    .map_err(|err| format!("{} on {}: {err}", scenario.name, server.name))?;
+                eprintln!("  {}", crate::report::one_line(&measurement));
+                measurements.push(measurement);
+            }
+        }
+    }
+
+    std::fs::create_dir_all(&out)?;
+    let environment = crate::report::environment(&servers, runs, smoke, &pinning.describe());
+    let results = serde_json::json!({
+        "environment": environment,
+        "measurements": measurements,
+    });
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    let tables = crate::report::tables(&measurements, &servers, &scenarios, &environment);
+    std::fs::write(out.join("results.md"), &tables)?;
+    std::fs::write(
+        out.join("summary.svg"),
+        crate::report::svg(&measurements, &servers),
+    )?;
+    if out == default_out {
+        crate::report::splice_into(&root.join("docs/benchmarks.md"), &tables)?;
+    }
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| manifest.to_path_buf())
+}
+
+fn servers(root: &Path, binaries: &Path) -> Vec<Server> {
+    let rust = |name: &'static str, label: &'static str, binary: &str| Server {
+        name,
+        label,
+        program: binaries.join(binary),
+        args: Vec::new(),
+        env: vec![("RUST_LOG", "warn")],
+    };
+    vec![
+        rust("ferrio", "Ferrio (examples/interop)", "interop"),
+        rust(
+            "socketioxide",
+            "socketioxide 0.18.9",
+            "bench-peer-socketioxide",
+        ),
+        Server {
+            name: "node",
+            label: "Node.js socket.io 4.8",
+            program: PathBuf::from("node"),
+            args: vec![
+                root.join("crates/ferrio-bench/peers/node/server.mjs")
+                    .display()
+                    .to_string(),
+            ],
+            env: vec![("NODE_ENV", "production")],
+        },
+        rust(
+            "axum-raw",
+            "raw axum WebSocket (ceiling)",
+            "bench-peer-axum-raw",
+        ),
+    ]
+}
+
+/// The scenarios with full sizes, or tiny ones for the smoke run of the test suite.
+fn scenarios(smoke: bool) -> Vec<Scenario> {
+    let size = |full: &str, tiny: &str| if smoke { tiny } else { full }.to_owned();
+    let timing = || vec![("warmup", size("1", "0.1")), ("duration", size("5", "0.3"))];
+    vec![
+        Scenario {
+            name: "idle",
+            load: "idle",
+            options: vec![("sockets", size("10000", "20"))],
+        },
+        Scenario {
+            name: "echo-1",
+            load: "echo",
+            options: [vec![("clients", "1".to_owned())], timing()].concat(),
+        },
+        Scenario {
+            name: "echo-100",
+            load: "echo",
+            options: [vec![("clients", size("100", "5"))], timing()].concat(),
+        },
+        Scenario {
+            name: "fanout",
+            load: "fanout",
+            options: vec![
+                ("sockets", size("1000", "10")),
+                ("messages", size("100", "5")),
+                ("rounds", size("10", "2")),
+            ],
+        },
+        Scenario {
+            name: "polling",
+            load: "polling",
+            options: [vec![("clients", size("100", "3"))], timing()].concat(),
+        },
+        Scenario {
+            name: "http-emit",
+            load: "http-emit",
+            options: vec![
+                ("sockets", size("1000", "10")),
+                ("requests", size("500", "10")),
+                ("concurrency", size("4", "2")),
+            ],
+        },
+    ]
+}
+
+fn pick<T: Clone>(all: &[T], list: &str, name: impl Fn(&T) -> &str) -> Result<Vec<T>, BoxError> {
+    list.split(',')
+        .map(|wanted| {
+            all.iter()
+                .find(|item| name(item) == wanted)
+                .cloned()
+                .ok_or_else(|| {
+                    let known: Vec<&str> = all.iter().map(&name).collect();
+                    format!("unknown {wanted:?} (known: {known:?})").into()
+                })
+        })
+        .collect()
+}
+
+/// Builds the Rust servers and installs the Node server's packages when missing.
+fn build(root: &Path, profile: &str, servers: &[Server]) -> Result<(), BoxError> {
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo.current_dir(root).arg("build");
+    if profile == "release" {
+        cargo.arg("--release");
+    } else if profile != "debug" {
+        cargo.args(["--profile", profile]);
+    }
+    let mut any = false;
+    for server in servers {
+        let package = match server.name {
+            "ferrio" => "interop",
+            "socketioxide" => "bench-peer-socketioxide",
+            "axum-raw" => "bench-peer-axum-raw",
+            _ => continue,
+        };
+        cargo.args(["-p", package]);
+        any = true;
+    }
+    if any && !cargo.status()?.success() {
+        return Err("cargo build failed".into());
+    }
+    if servers.iter().any(|s| s.name == "node") {
+        let dir = root.join("crates/ferrio-bench/peers/node");
+        if !dir.join("node_modules").exists() {
+            let status = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .status()?;
+            if !status.success() {
+                return Err("npm ci failed for the Node.js peer".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Core pinning with `taskset`: server on core 0, load on core 1.
+pub(crate) struct Pinning {
+    enabled: bool,
+}
+
+impl Pinning {
+    fn detect() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let taskset = Command::new("taskset")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        Pinning {
+            enabled: cores >= 2 && taskset,
+        }
+    }
+
+    fn command(&self, core: usize, program: &Path) -> Command {
+        if self.enabled {
+            let mut command = Command::new("taskset");
+            command.arg("-c").arg(core.to_string()).arg(program);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.enabled {
+            true => "server on core 0, load generator on core 1 (taskset)".into(),
+            false => "no pinning (taskset or a second core missing)".into(),
+        }
+    }
+}
+
+/// Kills the server when dropped, so a failed run leaves nothing behind.
+struct Running {
+    child: Child,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn measure(
+    server: &Server,
+    scenario: &Scenario,
+    run: usize,
+    pinning: &Pinning,
+    logs: &Path,
+) -> Result<Measurement, BoxError> {
+    let log =
+        std::fs::File::create(logs.join(format!("{}-{}-{run}.log", server.name, scenario.name)))?;
+    let mut command = pinning.command(0, &server.program);
+    command
+        .args(&server.args)
+        .env("PORT", "0")
+        .envs(server.env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log);
+    let mut child = command
+        .spawn()
+        .map_err(|err| format!("cannot start {}: {err}", server.program.display()))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let pid = child.id();
+    let running = Running { child };
+    let port = wait_for_port(stdout)?;
+
+    let exe = std::env::current_exe()?;
+    let mut load = pinning.command(1, &exe);
+    load.arg("load")
+        .arg(scenario.load)
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"));
+    for (name, value) in &scenario.options {
+        load.arg(format!("--{name}")).arg(value);
+    }
+    let mut load = load
+        .env("FERRIO_BENCH_SYNC", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let mut to_load = load.stdin.take().ok_or("no stdin")?;
+    let from_load = BufReader::new(load.stdout.take().ok_or("no stdout")?);
+
+    let mut cpu_at = BTreeMap::new();
+    let mut rss_kib = BTreeMap::new();
+    let mut result = None;
+    for line in from_load.lines() {
+        let line = line?;
+        if let Some(mark) = line.strip_prefix("@mark ") {
+            if mark == "connected" {
+                std::thread::sleep(IDLE_SETTLE);
+            }
+            let sample = Sample::read(pid)?;
+            cpu_at.insert(mark.to_owned(), sample.cpu_ns);
+            rss_kib.insert(mark.to_owned(), sample.rss_kib);
+            writeln!(to_load)?;
+            to_load.flush()?;
+        } else if let Some(json) = line.strip_prefix("@result ") {
+            result = Some(serde_json::from_str(json)?);
+        }
+    }
+    let status = load.wait()?;
+    drop(running);
+    if !status.success() {
+        return Err(format!("the load generator failed ({status})").into());
+    }
+    let server_cpu_ns = match (cpu_at.get("start"), cpu_at.get("end")) {
+        (Some(start), Some(end)) => Some(end.saturating_sub(*start)),
+        _ => None,
+    };
+    Ok(Measurement {
+        run,
+        scenario: scenario.name.to_owned(),
+        server: server.name.to_owned(),
+        load: result.ok_or("the load generator printed no result")?,
+        server_cpu_ns,
+        rss_kib,
+    })
+}
+
+/// Reads the server's stdout until `listening on PORT` (30 s at most).
+fn wait_for_port(stdout: ChildStdout) -> Result<u16, BoxError> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(port) = line.trim().strip_prefix("listening on ") {
+                let _ = tx.send(port.parse::<u16>().ok());
+            }
+        }
+        // Keep draining so the server never blocks on a full pipe.
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Some(port)) => Ok(port),
+        Ok(None) => Err("the server printed a bad port".into()),
+        Err(_) => Err("the server did not print `listening on PORT` within 30 s".into()),
+    }
+}
+
+/// CPU time of all the server's threads and its resident memory.
+struct Sample {
+    cpu_ns: u64,
+    rss_kib: u64,
+}
+
+impl Sample {
+    fn read(pid: u32) -> Result<Self, BoxError> {
+        let mut cpu_ns = 0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            let path = task?.path().join("schedstat");
+            // A thread may end between listing and reading.
+            if let Ok(schedstat) = std::fs::read_to_string(path) {
+                cpu_ns += schedstat
+                    .split_whitespace()
+                    .next()
+                    .and_then(|ns| ns.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let rss_kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .ok_or("no VmRSS in /proc/PID/status")?;
+        Ok(Sample { cpu_ns, rss_kib })
+    }
+}
