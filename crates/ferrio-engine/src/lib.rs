@@ -75,6 +75,7 @@
 #![warn(clippy::unwrap_used)]
 
 mod body;
+mod coalesce;
 mod config;
 mod cors;
 mod engine;

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
 
 use crate::body::ResponseBody;
+use crate::coalesce::WriteCoalescer;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::handler::{CloseReason, Message, Transport};
@@ -26,7 +27,7 @@ use crate::message::Frame;
 use crate::polling::{on_control_packet, shrink_after_burst};
 use crate::socket::{LastPacket, Session, Upgrade};
 
-type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+type Ws = WebSocketStream<WriteCoalescer<TokioIo<hyper::upgrade::Upgraded>>>;
 
 /// How long the server waits for its close frame to be written before dropping the socket.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -99,7 +100,7 @@ async fn open(engine: &Engine, on_upgrade: hyper::upgrade::OnUpgrade) -> Option<
     match on_upgrade.await {
         Ok(upgraded) => Some(
             WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
+                WriteCoalescer::new(TokioIo::new(upgraded)),
                 Role::Server,
                 Some(ws_config(engine)),
             )
@@ -153,7 +154,7 @@ pub(crate) fn upgrade<RB>(
         let engine = engine.clone();
         tokio::spawn(async move {
             if let Some(mut ws) = open(&engine, on_upgrade).await {
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+                close_ws(&mut ws, None).await;
             }
         });
         return Ok(res);
@@ -232,7 +233,7 @@ async fn probe(session: &Arc<Session>, mut ws: Ws) {
         code: CloseCode::Size,
         reason: Utf8Bytes::default(),
     });
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(frame)).await;
+    close_ws(&mut ws, frame).await;
 }
 
 /// Completes an upgrade; `false` if the session closed meanwhile.
@@ -278,6 +279,23 @@ async fn write_batch(session: &Session, ws: &mut Ws, batch: &mut VecDeque<Frame>
     matches!(written, Ok(Ok(())))
 }
 
+/// Sends a close frame (within [`CLOSE_TIMEOUT`]) and makes sure it leaves the coalescer.
+async fn close_ws(ws: &mut Ws, frame: Option<CloseFrame>) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        let _ = ws.close(frame).await;
+        flush_gathered(ws).await;
+    })
+    .await;
+}
+
+/// Writes out what the coalescer gathered. tungstenite stops short of flushing the stream
+/// once the connection is closing (it reports `ConnectionClosed`), so the final close frame
+/// would otherwise stay in the coalescer.
+async fn flush_gathered(ws: &mut Ws) {
+    use tokio::io::AsyncWriteExt;
+    let _ = ws.get_mut().flush().await;
+}
+
 /// The connection task of a session on WebSocket: writes what is queued, reads and acts on
 /// what arrives, and ends with the session.
 async fn run(session: &Arc<Session>, mut ws: Ws) {
@@ -300,23 +318,26 @@ async fn run(session: &Arc<Session>, mut ws: Ws) {
             shrink_after_burst(&mut batch);
         }
         if closed {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+            close_ws(&mut ws, None).await;
             break;
         }
 
         tokio::select! {
             msg = ws.next() => if let Err((reason, code)) = on_ws_message(session, msg) {
-                let ending = async {
-                    match code {
-                        Some(code) => {
-                            let frame = CloseFrame { code, reason: Utf8Bytes::default() };
-                            ws.close(Some(frame)).await
-                        }
-                        // Sends the answer tungstenite queued to the client's close frame.
-                        None => ws.flush().await,
+                match code {
+                    Some(code) => {
+                        let frame = CloseFrame { code, reason: Utf8Bytes::default() };
+                        close_ws(&mut ws, Some(frame)).await;
                     }
-                };
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, ending).await;
+                    // Sends the answer tungstenite queued to the client's close frame.
+                    None => {
+                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                            let _ = ws.flush().await;
+                            flush_gathered(&mut ws).await;
+                        })
+                        .await;
+                    }
+                }
                 session.close(reason, LastPacket::Close);
                 break;
             },
