@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script):
 #   formatting, clippy, every Rust test, the fuzz harness for a bounded number of cases,
-#   and the end-to-end tests that drive the example servers with the official npm clients and
-#   with the Python client python-socketio.
-# It installs and starts what the tests need: the npm packages of tests/e2e, a Python virtualenv
+#   the end-to-end tests that drive the example servers with the official npm clients and
+#   with the Python client python-socketio, and a smoke run of the benchmark harness.
+# It installs and starts what the tests need: the npm packages of tests/e2e and of the Node.js
+# benchmark peer, a Python virtualenv
 # in tests/e2e/.venv (tests/e2e/requirements.txt), and Redis when nothing answers on
 # 127.0.0.1:6379.
 set -euo pipefail
@@ -42,6 +43,9 @@ PROPTEST_CASES=$((FUZZ_CASES / 100)) cargo test --locked -p ferrio --features ms
 step "end-to-end tests with the official clients"
 cargo build --locked -p conformance -p interop
 node --test tests/e2e/*.test.mjs
+
+step "benchmark harness smoke run (tiny sizes, all four servers; the real comparison is docs/benchmarks.md)"
+cargo run --locked -q -p ferrio-bench -- compare --smoke --runs 1 --profile debug --out target/bench-smoke
 
 step "end-to-end tests with the Python client (python-socketio)"
 # (re)created when missing, when requirements.txt is newer, or when an earlier install failed

@@ -231,7 +231,7 @@ fn pick<T: Clone>(all: &[T], list: &str, name: impl Fn(&T) -> &str) -> Result<Ve
 /// Builds the Rust servers and installs the Node server's packages when missing.
 fn build(root: &Path, profile: &str, servers: &[Server]) -> Result<(), BoxError> {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo.current_dir(root).arg("build");
+    cargo.current_dir(root).args(["build", "--locked"]);
     if profile == "release" {
         cargo.arg("--release");
     } else if profile != "debug" {
