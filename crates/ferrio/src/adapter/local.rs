@@ -72,6 +72,9 @@ impl LocalAdapter {
                     .map(|(_, socket)| socket.clone())
                     .collect();
             }
+            // One room cannot name a socket twice (its own room is never in the index), so
+            // the set that removes duplicates is only needed for several rooms.
+            let several = opts.rooms.len() > 1;
             let mut seen = HashSet::new();
             let mut out = Vec::new();
             for room in &opts.rooms {
@@ -83,7 +86,7 @@ impl LocalAdapter {
                     .flatten()
                     .chain(own.as_ref());
                 for sid in members {
-                    if !excluded(sid) && seen.insert(*sid) {
+                    if !excluded(sid) && (!several || seen.insert(*sid)) {
                         if let Some(socket) = sockets.get(sid) {
                             out.push(socket.clone());
                         }
