@@ -118,13 +118,14 @@ pub(crate) fn handshake<RB>(
     parts: &mut http::request::Parts,
 ) -> Result<Response<ResponseBody<RB>>, EngineError> {
     let (on_upgrade, res) = accept(parts)?;
-    let handshake = handshake_info(parts);
+    // Boxed: what the task captures stays in its future for as long as the connection lives.
+    let handshake = Box::new(handshake_info(parts));
     let engine = engine.clone();
     tokio::spawn(async move {
         let Some(ws) = open(&engine, on_upgrade).await else {
             return;
         };
-        let session = engine.open_session(handshake, Transport::WebSocket);
+        let session = engine.open_session(*handshake, Transport::WebSocket);
         run(&session, ws).await;
     });
     Ok(res)
