@@ -2,6 +2,7 @@
 //! upgrades a polling session, and the one task that reads and writes each connection.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use ferrio_protocol::engine::{self as wire, Packet};
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -126,7 +127,7 @@ pub(crate) fn handshake<RB>(
             return;
         };
         let session = engine.open_session(*handshake, Transport::WebSocket);
-        run(&session, ws).await;
+        run(&session, ws, Heartbeat::Here).await;
     });
     Ok(res)
 }
@@ -223,7 +224,7 @@ async fn probe(session: &Arc<Session>, mut ws: Ws) {
             && switch_to_websocket(session)
         {
             tracing::debug!(sid = %session.sid, "engine.io session upgraded");
-            return run(session, ws).await;
+            return run(session, ws, Heartbeat::Elsewhere).await;
         }
     }
     // The upgrade failed: the session stays on polling.
@@ -279,22 +280,53 @@ async fn write_batch(session: &Session, ws: &mut Ws, batch: &mut VecDeque<Frame>
     matches!(written, Ok(Ok(())))
 }
 
+/// Who runs the heartbeat of a session on WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Heartbeat {
+    /// Its connection task: a session that opened on WebSocket needs no second task.
+    Here,
+    /// The heartbeat task it started with on polling, before the upgrade.
+    Elsewhere,
+}
+
 /// The connection task of a session on WebSocket: writes what is queued, reads and acts on
-/// what arrives, and ends with the session.
-async fn run(session: &Arc<Session>, mut ws: Ws) {
+/// what arrives, runs the heartbeat (unless it runs `Elsewhere`), and ends with the session.
+async fn run(session: &Arc<Session>, mut ws: Ws, heartbeat: Heartbeat) {
     let mut batch = VecDeque::new();
+    let mut beat = match heartbeat {
+        Heartbeat::Here => Beat::Ping,
+        Heartbeat::Elsewhere => Beat::Off,
+    };
+    let timer = tokio::time::sleep_until(session.next_ping());
+    tokio::pin!(timer);
     loop {
         let notified = session.changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
 
-        let closed = {
+        let (closed, pong_awaited) = {
             let mut state = session.state();
             std::mem::swap(&mut state.queue, &mut batch);
-            state.closed.is_some()
+            (state.closed.is_some(), state.pong_deadline.is_some())
         };
+        if beat == Beat::Pong && !pong_awaited {
+            beat = Beat::Ping;
+            timer.as_mut().reset(session.next_ping());
+        }
         if !batch.is_empty() {
-            if !write_batch(session, &mut ws, &mut batch).await {
+            // The heartbeat goes on while a slow client takes its time.
+            let written = {
+                let write = write_batch(session, &mut ws, &mut batch);
+                tokio::pin!(write);
+                loop {
+                    tokio::select! {
+                        biased;
+                        written = &mut write => break written,
+                        () = &mut timer, if beat != Beat::Off => beat = beat.on_timer(session, timer.as_mut()),
+                    }
+                }
+            };
+            if !written {
                 session.close(CloseReason::TransportError, LastPacket::Close);
                 break;
             }
@@ -322,6 +354,43 @@ async fn run(session: &Arc<Session>, mut ws: Ws) {
                 break;
             },
             _ = &mut notified => {}
+            () = &mut timer, if beat != Beat::Off => beat = beat.on_timer(session, timer.as_mut()),
+        }
+    }
+}
+
+/// What the heartbeat timer of a connection task waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Beat {
+    /// The next ping; the timer runs `ping_interval` from the handshake or the last pong.
+    Ping,
+    /// The pong; the timer runs until its deadline.
+    Pong,
+    /// Nothing: the heartbeat runs elsewhere, or the session has closed.
+    Off,
+}
+
+impl Beat {
+    /// The timer fired: sends the ping that is due, or closes the session whose pong is late.
+    fn on_timer(self, session: &Arc<Session>, timer: Pin<&mut Sleep>) -> Self {
+        match self {
+            Self::Ping => match session.ping(timer.deadline()) {
+                Some(deadline) => {
+                    timer.reset(deadline);
+                    Self::Pong
+                }
+                None => Self::Off,
+            },
+            // The pong may have come while the timer fired.
+            Self::Pong if session.state().pong_deadline.is_none() => {
+                timer.reset(session.next_ping());
+                Self::Ping
+            }
+            Self::Pong => {
+                session.close(CloseReason::PingTimeout, LastPacket::Close);
+                Self::Off
+            }
+            Self::Off => Self::Off,
         }
     }
 }
