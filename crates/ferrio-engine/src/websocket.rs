@@ -366,6 +366,12 @@ fn run(session: &Arc<Session>, mut ws: Ws, heartbeat: Heartbeat) -> impl Future<
                     break;
                 }
                 shrink_after_burst(&mut batch);
+                // Hand the emptied buffer back to the queue unless something was queued
+                // meanwhile: an idle session then keeps one buffer, not two.
+                let mut state = session.state();
+                if state.queue.capacity() == 0 {
+                    std::mem::swap(&mut state.queue, &mut batch);
+                }
             }
             if closed {
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
