@@ -34,6 +34,12 @@ struct Listeners {
     /// event: a sorted list holds them in a third of a hash map's memory.
     events: Vec<(Cow<'static, str>, BoxedEvent)>,
     disconnect: Option<BoxedDisconnect>,
+    /// What few sockets use, out of line: every socket carries only its pointer.
+    rare: Option<Box<RareListeners>>,
+}
+
+#[derive(Default)]
+struct RareListeners {
     disconnecting: Option<BoxedDisconnect>,
     any_incoming: Vec<AnyHandler>,
     any_outgoing: Vec<AnyHandler>,
@@ -41,6 +47,10 @@ struct Listeners {
 }
 
 impl Listeners {
+    fn rare(&mut self) -> &mut RareListeners {
+        self.rare.get_or_insert_default()
+    }
+
     /// Where the handler of `event` is, or would be inserted.
     fn find(&self, event: &str) -> Result<usize, usize> {
         self.events
@@ -226,7 +236,7 @@ impl SocketRef {
     /// still visible.
     pub fn on_disconnecting<H: DisconnectHandler<M>, M: 'static>(&self, handler: H) {
         let handler = boxed_disconnect(handler);
-        self.0.register(|l| l.disconnecting = Some(handler));
+        self.0.register(|l| l.rare().disconnecting = Some(handler));
     }
 
     /// Calls `listener` with every event the client sends, before its own handler.
@@ -234,7 +244,8 @@ impl SocketRef {
     where
         F: Fn(&SocketRef, &str, &Payload) + Send + Sync + 'static,
     {
-        self.0.register(|l| l.any_incoming.push(Arc::new(listener)));
+        self.0
+            .register(|l| l.rare().any_incoming.push(Arc::new(listener)));
     }
 
     /// Calls `listener` with every event this socket emits to its client (not broadcasts).
@@ -242,7 +253,8 @@ impl SocketRef {
     where
         F: Fn(&SocketRef, &str, &Payload) + Send + Sync + 'static,
     {
-        self.0.register(|l| l.any_outgoing.push(Arc::new(listener)));
+        self.0
+            .register(|l| l.rare().any_outgoing.push(Arc::new(listener)));
     }
 
     /// Runs `middleware` on every event the client sends, before any listener. An error
@@ -255,7 +267,7 @@ impl SocketRef {
         let middleware: PacketMiddleware = Arc::new(move |s: &SocketRef, e: &str, p: &Payload| {
             middleware(s, e, p).map_err(|e| e.to_string())
         });
-        self.0.register(|l| l.middlewares.push(middleware));
+        self.0.register(|l| l.rare().middlewares.push(middleware));
     }
 
     /// Emits `event` with one argument to this socket's client (`&()` is one `null`; use
@@ -299,10 +311,10 @@ impl SocketRef {
     }
 
     fn notify_outgoing<A: Serialize + ?Sized>(&self, event: &str, args: &A) {
-        let listeners = self.0.listeners().any_outgoing.clone();
-        if listeners.is_empty() {
-            return;
-        }
+        let listeners = match &self.0.listeners().rare {
+            Some(rare) if !rare.any_outgoing.is_empty() => rare.any_outgoing.clone(),
+            _ => return,
+        };
         if let Ok(payload) = Payload::from_args(args) {
             for listener in listeners {
                 listener(self, event, &payload);
@@ -444,7 +456,12 @@ impl SocketRef {
         if !self.0.connected.swap(false, Ordering::AcqRel) {
             return;
         }
-        let disconnecting = self.0.listeners().disconnecting.take();
+        let disconnecting = self
+            .0
+            .listeners()
+            .rare
+            .as_mut()
+            .and_then(|rare| rare.disconnecting.take());
         if let Some(hook) = disconnecting {
             self.call_hook("disconnecting", || hook(self.clone(), reason));
         }
@@ -519,8 +536,16 @@ impl SocketRef {
         let (middlewares, any, handler) = {
             let listeners = self.0.listeners();
             (
-                listeners.middlewares.clone(),
-                listeners.any_incoming.clone(),
+                listeners
+                    .rare
+                    .as_ref()
+                    .map(|rare| rare.middlewares.clone())
+                    .unwrap_or_default(),
+                listeners
+                    .rare
+                    .as_ref()
+                    .map(|rare| rare.any_incoming.clone())
+                    .unwrap_or_default(),
                 listeners
                     .find(&event)
                     .ok()
