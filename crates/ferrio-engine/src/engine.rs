@@ -105,7 +105,8 @@ impl Engine {
             .count()
     }
 
-    /// Creates and registers a session, starts its heartbeat, then announces it to the
+    /// Creates and registers a session, starts the heartbeat task of a polling session (a
+    /// WebSocket session's connection task runs its heartbeat), then announces it to the
     /// handler. A WebSocket session's `open` packet is queued before anything the handler
     /// sends; a close that happens before or during `on_open` is reported after it.
     pub(crate) fn open_session(
@@ -119,7 +120,9 @@ impl Engine {
             session.push_open(open);
         }
         self.sessions_write().insert(session.sid, session.clone());
-        tokio::spawn(session.clone().run_heartbeat());
+        if transport == Transport::Polling {
+            tokio::spawn(session.clone().run_heartbeat());
+        }
         tracing::debug!(sid = %session.sid, %transport, "engine.io session opened");
         session.open();
         session

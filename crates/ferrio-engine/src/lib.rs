@@ -68,8 +68,8 @@
 //! - Bodies and WebSocket messages are bounded by
 //!   [`max_payload`](EngineIoConfig::max_payload); outbound queues by
 //!   [`max_buffered_packets`](EngineIoConfig::max_buffered_packets).
-//! - A session costs one small task for its heartbeat, plus one task per WebSocket
-//!   connection; a polling session owns no task between polls.
+//! - A WebSocket session costs one task, which owns the connection and runs the heartbeat;
+//!   a polling session costs one small heartbeat task and owns no task between polls.
 
 // Library code never unwraps: peer-controlled data must not be able to panic it.
 #![warn(clippy::unwrap_used)]

@@ -2,15 +2,17 @@
 //! upgrades a polling session, and the one task that reads and writes each connection.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use ferrio_protocol::engine::{self as wire, Packet};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt, ready};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep, Timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -119,16 +121,24 @@ pub(crate) fn handshake<RB>(
     parts: &mut http::request::Parts,
 ) -> Result<Response<ResponseBody<RB>>, EngineError> {
     let (on_upgrade, res) = accept(parts)?;
-    let handshake = handshake_info(parts);
+    // Boxed: what the task captures stays in its future for as long as the connection lives.
+    let handshake = Box::new(handshake_info(parts));
     let engine = engine.clone();
     tokio::spawn(async move {
         let Some(ws) = open(&engine, on_upgrade).await else {
             return;
         };
-        let session = engine.open_session(handshake, Transport::WebSocket);
-        run(&session, ws).await;
+        let session = engine.open_session(unbox(handshake), Transport::WebSocket);
+        run(&session, ws, Heartbeat::Here).await;
     });
     Ok(res)
+}
+
+/// Moves a value out of its box and frees the box now: moving out of a box that an async
+/// block captured would free it only when the block ends.
+#[expect(clippy::boxed_local, reason = "taking the box is the point")]
+fn unbox<T>(boxed: Box<T>) -> T {
+    *boxed
 }
 
 /// A WebSocket for an existing polling session: the start of an upgrade.
@@ -209,31 +219,39 @@ async fn next_probe_step(session: &Session, ws: &mut Ws, deadline: Instant) -> P
 /// Runs the probe: `2probe` is answered with `3probe`, pending polls end with `noop`, and the
 /// client's `upgrade` moves the session to this WebSocket. Anything else, or no `upgrade`
 /// within `upgrade_timeout`, closes this WebSocket and leaves the session on polling.
-async fn probe(session: &Arc<Session>, mut ws: Ws) {
-    let deadline = later(Instant::now(), session.engine.config.upgrade_timeout);
+///
+/// Not an `async fn`, for the reason given at [`run`].
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold the WebSocket twice"
+)]
+fn probe(session: &Arc<Session>, mut ws: Ws) -> impl Future<Output = ()> {
+    async move {
+        let deadline = later(Instant::now(), session.engine.config.upgrade_timeout);
 
-    let mut step = next_probe_step(session, &mut ws, deadline).await;
-    if matches!(&step, ProbeStep::Text(text) if text.as_str() == "2probe")
-        && write(&mut ws, tungstenite::Message::text("3probe")).await
-    {
-        session.state().upgrade = Upgrade::Probing;
-        session.changed.notify_waiters();
-        step = next_probe_step(session, &mut ws, deadline).await;
-        if matches!(&step, ProbeStep::Text(text) if text.as_str() == "5")
-            && switch_to_websocket(session)
+        let mut step = next_probe_step(session, &mut ws, deadline).await;
+        if matches!(&step, ProbeStep::Text(text) if text.as_str() == "2probe")
+            && write(&mut ws, tungstenite::Message::text("3probe")).await
         {
-            tracing::debug!(sid = %session.sid, "engine.io session upgraded");
-            return run(session, ws).await;
+            session.state().upgrade = Upgrade::Probing;
+            session.changed.notify_waiters();
+            step = next_probe_step(session, &mut ws, deadline).await;
+            if matches!(&step, ProbeStep::Text(text) if text.as_str() == "5")
+                && switch_to_websocket(session)
+            {
+                tracing::debug!(sid = %session.sid, "engine.io session upgraded");
+                return run(session, ws, Heartbeat::Elsewhere).await;
+            }
         }
+        // The upgrade failed: the session stays on polling.
+        session.state().upgrade = Upgrade::Idle;
+        session.changed.notify_waiters();
+        let frame = matches!(step, ProbeStep::TooLarge).then(|| CloseFrame {
+            code: CloseCode::Size,
+            reason: Utf8Bytes::default(),
+        });
+        close_ws(&mut ws, frame).await;
     }
-    // The upgrade failed: the session stays on polling.
-    session.state().upgrade = Upgrade::Idle;
-    session.changed.notify_waiters();
-    let frame = matches!(step, ProbeStep::TooLarge).then(|| CloseFrame {
-        code: CloseCode::Size,
-        reason: Utf8Bytes::default(),
-    });
-    close_ws(&mut ws, frame).await;
 }
 
 /// Completes an upgrade; `false` if the session closed meanwhile.
@@ -264,19 +282,39 @@ fn to_ws_message(frame: Frame) -> tungstenite::Message {
     }
 }
 
-/// Writes a batch of frames and flushes once. A client that does not read for the whole
-/// heartbeat period is considered gone.
-async fn write_batch(session: &Session, ws: &mut Ws, batch: &mut VecDeque<Frame>) -> bool {
+/// Writes a batch of frames and flushes once; `Ok(Ok(()))` once written. A client that does
+/// not read for the whole heartbeat period is considered gone.
+///
+/// Polls the sink by hand rather than awaiting `feed` for each frame: this future lives in
+/// every connection task's state, and stays less than half the size.
+fn write_batch<'a>(
+    session: &Session,
+    ws: &'a mut Ws,
+    batch: &'a mut VecDeque<Frame>,
+) -> Timeout<impl Future<Output = Result<(), tungstenite::Error>> + 'a> {
     let config = &session.engine.config;
     let limit = config.ping_interval.saturating_add(config.ping_timeout);
-    let written = tokio::time::timeout(limit, async {
-        for frame in batch.drain(..) {
-            ws.feed(to_ws_message(frame)).await?;
+    let write = std::future::poll_fn(move |cx| {
+        loop {
+            if batch.is_empty() {
+                return ws.poll_flush_unpin(cx);
+            }
+            ready!(ws.poll_ready_unpin(cx))?;
+            if let Some(frame) = batch.pop_front() {
+                ws.start_send_unpin(to_ws_message(frame))?;
+            }
         }
-        ws.flush().await
-    })
-    .await;
-    matches!(written, Ok(Ok(())))
+    });
+    tokio::time::timeout(limit, write)
+}
+
+/// Who runs the heartbeat of a session on WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Heartbeat {
+    /// Its connection task: a session that opened on WebSocket needs no second task.
+    Here,
+    /// The heartbeat task it started with on polling, before the upgrade.
+    Elsewhere,
 }
 
 /// Sends a close frame (within [`CLOSE_TIMEOUT`]) and makes sure it leaves the coalescer.
@@ -297,51 +335,125 @@ async fn flush_gathered(ws: &mut Ws) {
 }
 
 /// The connection task of a session on WebSocket: writes what is queued, reads and acts on
-/// what arrives, and ends with the session.
-async fn run(session: &Arc<Session>, mut ws: Ws) {
-    let mut batch = VecDeque::new();
-    loop {
-        let notified = session.changed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-
-        let closed = {
-            let mut state = session.state();
-            std::mem::swap(&mut state.queue, &mut batch);
-            state.closed.is_some()
+/// what arrives, runs the heartbeat (unless it runs `Elsewhere`), and ends with the session.
+///
+/// Not an `async fn`: those keep each argument twice in their state (as passed, and as the
+/// local it is moved into), and the WebSocket is 328 bytes of every idle connection.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold the WebSocket twice"
+)]
+fn run(session: &Arc<Session>, mut ws: Ws, heartbeat: Heartbeat) -> impl Future<Output = ()> {
+    async move {
+        let mut batch = VecDeque::new();
+        let mut beat = match heartbeat {
+            Heartbeat::Here => Beat::Ping,
+            Heartbeat::Elsewhere => Beat::Off,
         };
-        if !batch.is_empty() {
-            if !write_batch(session, &mut ws, &mut batch).await {
-                session.close(CloseReason::TransportError, LastPacket::Close);
+        let timer = tokio::time::sleep_until(session.next_ping());
+        tokio::pin!(timer);
+        loop {
+            let notified = session.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            let (closed, pong_awaited) = {
+                let mut state = session.state();
+                std::mem::swap(&mut state.queue, &mut batch);
+                (state.closed.is_some(), state.pong_deadline.is_some())
+            };
+            if beat == Beat::Pong && !pong_awaited {
+                beat = Beat::Ping;
+                timer.as_mut().reset(session.next_ping());
+            }
+            if !batch.is_empty() {
+                // The heartbeat goes on while a slow client takes its time.
+                let written = {
+                    let write = write_batch(session, &mut ws, &mut batch);
+                    tokio::pin!(write);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            written = &mut write => break matches!(written, Ok(Ok(()))),
+                            () = &mut timer, if beat != Beat::Off => beat = beat.on_timer(session, timer.as_mut()),
+                        }
+                    }
+                };
+                if !written {
+                    session.close(CloseReason::TransportError, LastPacket::Close);
+                    break;
+                }
+                shrink_after_burst(&mut batch);
+                // Hand the emptied buffer back to the queue unless something was queued
+                // meanwhile: an idle session then keeps one buffer, not two.
+                let mut state = session.state();
+                if state.queue.capacity() == 0 {
+                    std::mem::swap(&mut state.queue, &mut batch);
+                }
+            }
+            if closed {
+                close_ws(&mut ws, None).await;
                 break;
             }
-            shrink_after_burst(&mut batch);
-        }
-        if closed {
-            close_ws(&mut ws, None).await;
-            break;
-        }
 
-        tokio::select! {
-            msg = ws.next() => if let Err((reason, code)) = on_ws_message(session, msg) {
-                match code {
-                    Some(code) => {
-                        let frame = CloseFrame { code, reason: Utf8Bytes::default() };
-                        close_ws(&mut ws, Some(frame)).await;
+            tokio::select! {
+                msg = ws.next() => if let Err((reason, code)) = on_ws_message(session, msg) {
+                    match code {
+                        Some(code) => {
+                            let frame = CloseFrame { code, reason: Utf8Bytes::default() };
+                            close_ws(&mut ws, Some(frame)).await;
+                        }
+                        // Sends the answer tungstenite queued to the client's close frame.
+                        None => {
+                            let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                                let _ = ws.flush().await;
+                                flush_gathered(&mut ws).await;
+                            })
+                            .await;
+                        }
                     }
-                    // Sends the answer tungstenite queued to the client's close frame.
-                    None => {
-                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-                            let _ = ws.flush().await;
-                            flush_gathered(&mut ws).await;
-                        })
-                        .await;
-                    }
+                    session.close(reason, LastPacket::Close);
+                    break;
+                },
+                _ = &mut notified => {}
+                () = &mut timer, if beat != Beat::Off => beat = beat.on_timer(session, timer.as_mut()),
+            }
+        }
+    }
+}
+
+/// What the heartbeat timer of a connection task waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Beat {
+    /// The next ping; the timer runs `ping_interval` from the handshake or the last pong.
+    Ping,
+    /// The pong; the timer runs until its deadline.
+    Pong,
+    /// Nothing: the heartbeat runs elsewhere, or the session has closed.
+    Off,
+}
+
+impl Beat {
+    /// The timer fired: sends the ping that is due, or closes the session whose pong is late.
+    fn on_timer(self, session: &Arc<Session>, timer: Pin<&mut Sleep>) -> Self {
+        match self {
+            Self::Ping => match session.ping(timer.deadline()) {
+                Some(deadline) => {
+                    timer.reset(deadline);
+                    Self::Pong
                 }
-                session.close(reason, LastPacket::Close);
-                break;
+                None => Self::Off,
             },
-            _ = &mut notified => {}
+            // The pong may have come while the timer fired.
+            Self::Pong if session.state().pong_deadline.is_none() => {
+                timer.reset(session.next_ping());
+                Self::Ping
+            }
+            Self::Pong => {
+                session.close(CloseReason::PingTimeout, LastPacket::Close);
+                Self::Off
+            }
+            Self::Off => Self::Off,
         }
     }
 }

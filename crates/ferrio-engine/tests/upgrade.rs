@@ -117,6 +117,29 @@ async fn full_upgrade_from_polling() {
 }
 
 #[tokio::test]
+async fn an_upgraded_session_keeps_one_heartbeat() {
+    let interval = Duration::from_millis(300);
+    let config = EngineIoConfig::default()
+        .ping_interval(interval)
+        .ping_timeout(Duration::from_secs(5));
+    let app = echo_app(config);
+    let addr = serve(app.router).await;
+    let sid = http_handshake(addr).await;
+    let mut ws = ws_upgrade(addr, sid).await;
+
+    for _ in 0..2 {
+        assert_eq!(ws_next_text(&mut ws).await, "2");
+        let ponged = tokio::time::Instant::now();
+        ws_send(&mut ws, "3").await;
+        // One ping per interval: a second heartbeat would ping again at once.
+        assert_eq!(ws_next_text(&mut ws).await, "2");
+        assert!(ponged.elapsed() >= interval, "{:?}", ponged.elapsed());
+        ws_send(&mut ws, "3").await;
+    }
+    assert!(app.engine.get(sid).is_some());
+}
+
+#[tokio::test]
 async fn second_websocket_for_upgraded_session_is_rejected() {
     let app = echo_app(EngineIoConfig::default());
     let addr = serve(app.router).await;

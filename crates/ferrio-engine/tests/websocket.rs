@@ -237,6 +237,32 @@ async fn client_close_frame_closes_the_session() {
 }
 
 #[tokio::test]
+async fn over_websocket_each_ping_comes_ping_interval_after_the_last_pong() {
+    let interval = Duration::from_millis(200);
+    let config = EngineIoConfig::default()
+        .ping_interval(interval)
+        .ping_timeout(Duration::from_secs(5));
+    let app = echo_app(config);
+    let addr = serve(app.router).await;
+    let start = tokio::time::Instant::now();
+    let (mut ws, sid) = ws_handshake(addr).await;
+
+    assert_eq!(ws_next_text(&mut ws).await, "2");
+    assert!(start.elapsed() >= interval, "not before ping_interval");
+    for _ in 0..3 {
+        // Answer late, and talk meanwhile: messages are not pongs.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ws_send(&mut ws, "4hello").await;
+        assert_eq!(ws_next_text(&mut ws).await, "4hello");
+        let ponged = tokio::time::Instant::now();
+        ws_send(&mut ws, "3").await;
+        assert_eq!(ws_next_text(&mut ws).await, "2");
+        assert!(ponged.elapsed() >= interval, "{:?}", ponged.elapsed());
+    }
+    assert!(app.engine.get(sid).is_some());
+}
+
+#[tokio::test]
 async fn heartbeat_pings_and_closes_without_pong() {
     let config = EngineIoConfig::default()
         .ping_interval(Duration::from_millis(100))

@@ -141,18 +141,65 @@ pub trait ConnectMiddleware<M>: Send + Sync + 'static {
 }
 
 pub(crate) type BoxedConnect = Arc<dyn Fn(SocketRef) + Send + Sync>;
-pub(crate) type BoxedEvent = Arc<dyn Fn(EventParts) + Send + Sync>;
-pub(crate) type BoxedDisconnect = Arc<dyn Fn(SocketRef, DisconnectReason) + Send + Sync>;
+pub(crate) type BoxedEvent = Callback<dyn Fn(EventParts) + Send + Sync>;
+pub(crate) type BoxedDisconnect = Callback<dyn Fn(SocketRef, DisconnectReason) + Send + Sync>;
 pub(crate) type BoxedMiddleware = Arc<dyn Fn(&SocketRef) -> Verdict + Send + Sync>;
+
+/// A cloneable callback registered on a socket. One without state (a fn item, or a closure
+/// that captures nothing: most handlers) is a static reference and costs no allocation; the
+/// others are reference counted. Sockets register their handlers one by one, so this saves an
+/// allocation per handler per socket.
+pub(crate) enum Callback<F: ?Sized + 'static> {
+    Static(&'static F),
+    Counted(Arc<F>),
+}
+
+impl<F: ?Sized> Clone for Callback<F> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Static(f) => Self::Static(*f),
+            Self::Counted(f) => Self::Counted(f.clone()),
+        }
+    }
+}
+
+impl<F: ?Sized> std::ops::Deref for Callback<F> {
+    type Target = F;
+    fn deref(&self) -> &F {
+        match self {
+            Self::Static(f) => f,
+            Self::Counted(f) => f,
+        }
+    }
+}
+
+/// Whether a value of type `T` can be leaked for free: no bytes, and nothing to drop.
+fn free_to_leak<T>(_: &T) -> bool {
+    std::mem::size_of::<T>() == 0 && !std::mem::needs_drop::<T>()
+}
 
 pub(crate) fn boxed_connect<H: ConnectHandler<M>, M: 'static>(handler: H) -> BoxedConnect {
     Arc::new(move |socket| handler.call(socket))
 }
 pub(crate) fn boxed_event<H: EventHandler<M>, M: 'static>(handler: H) -> BoxedEvent {
-    Arc::new(move |parts| handler.call(parts))
+    let f = move |parts| handler.call(parts);
+    if free_to_leak(&f) {
+        // Boxing a zero-sized value allocates nothing, so leaking it leaks nothing.
+        let f: &'static (dyn Fn(EventParts) + Send + Sync) = Box::leak(Box::new(f));
+        Callback::Static(f)
+    } else {
+        Callback::Counted(Arc::new(f))
+    }
 }
 pub(crate) fn boxed_disconnect<H: DisconnectHandler<M>, M: 'static>(handler: H) -> BoxedDisconnect {
-    Arc::new(move |socket, reason| handler.call(socket, reason))
+    let f = move |socket, reason| handler.call(socket, reason);
+    if free_to_leak(&f) {
+        let f: &'static (dyn Fn(SocketRef, DisconnectReason) + Send + Sync) =
+            Box::leak(Box::new(f));
+        Callback::Static(f)
+    } else {
+        Callback::Counted(Arc::new(f))
+    }
 }
 pub(crate) fn boxed_middleware<W: ConnectMiddleware<M>, M: 'static>(
     middleware: W,
@@ -412,5 +459,43 @@ mod tests {
             tokio::task::yield_now().await;
         }
         panic!("the spawned future was never woken");
+    }
+
+    #[test]
+    fn handlers_without_state_cost_no_allocation_and_the_others_are_counted() {
+        fn plain(_: SocketRef) {}
+        assert!(matches!(boxed_disconnect(plain), Callback::Static(_)));
+        assert!(matches!(
+            boxed_disconnect(|_: SocketRef| {}),
+            Callback::Static(_)
+        ));
+
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = {
+            let calls = calls.clone();
+            boxed_disconnect(move |_: SocketRef| {
+                calls.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        assert!(matches!(counted, Callback::Counted(_)));
+        assert_eq!(Arc::strong_count(&calls), 2);
+        drop(counted.clone());
+        drop(counted);
+        assert_eq!(
+            Arc::strong_count(&calls),
+            1,
+            "the captured state is dropped"
+        );
+
+        // A zero-sized value with a destructor is not leaked: its destructor must run.
+        struct Guard;
+        impl Drop for Guard {
+            fn drop(&mut self) {}
+        }
+        let guard = Guard;
+        let with_drop = boxed_disconnect(move |_: SocketRef| {
+            let _ = &guard;
+        });
+        assert!(matches!(with_drop, Callback::Counted(_)));
     }
 }
