@@ -53,7 +53,7 @@ impl Default for EngineIoConfig {
             allow_request: None,
             max_buffered_packets: 1024,
             cors: Cors::default(),
-            ws_read_buffer_size: 4096,
+            ws_read_buffer_size: 2048,
         }
     }
 }
@@ -147,7 +147,7 @@ impl EngineIoConfig {
     }
 
     /// The read buffer of each WebSocket, in bytes. Small buffers keep idle sockets cheap;
-    /// large messages still arrive whole. Default: 4096.
+    /// large messages still arrive whole. Default: 2048.
     pub fn websocket_read_buffer_size(mut self, bytes: usize) -> Self {
         self.ws_read_buffer_size = bytes.max(256);
         self
