@@ -62,3 +62,30 @@ impl Args {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Args {
+        Args::parse(line.split_whitespace().map(str::to_owned)).unwrap()
+    }
+
+    #[test]
+    fn values_flags_and_defaults() {
+        let mut args = parse("--runs 5 --smoke --out /tmp/x");
+        assert_eq!(args.value::<usize>("runs", "3").unwrap(), 5);
+        assert_eq!(args.value::<usize>("clients", "100").unwrap(), 100);
+        assert!(args.flag("smoke"));
+        assert!(!args.flag("no-build"));
+        assert_eq!(args.value::<String>("out", "docs").unwrap(), "/tmp/x");
+        args.finish().unwrap();
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors() {
+        assert!(parse("--rusn 5").finish().is_err());
+        assert!(parse("--runs five").value::<usize>("runs", "3").is_err());
+        assert!(Args::parse(["stray".to_owned()]).is_err());
+    }
+}

@@ -4,6 +4,7 @@
 //! ferrio-bench compare [--runs 3] [--servers ferrio,socketioxide,node,axum-raw]
 //!                      [--scenarios idle,echo-1,echo-100,fanout,polling,http-emit]
 //!                      [--smoke] [--out DIR] [--profile release|debug] [--no-build]
+//! ferrio-bench report [--out DIR]     # tables and plot again from DIR/results.json
 //! ferrio-bench load SCENARIO --addr 127.0.0.1:3000 [--clients N] [--sockets N] ...
 //! ```
 //!
@@ -27,8 +28,10 @@ fn main() {
     let result = match command.as_str() {
         "load" => load_command(raw.collect()),
         "compare" => Args::parse(raw).and_then(runner::compare),
+        "report" => Args::parse(raw).and_then(runner::report),
         _ => Err(
-            "usage: ferrio-bench compare [options] | ferrio-bench load SCENARIO [options] \
+            "usage: ferrio-bench compare [options] | ferrio-bench report [--out DIR] | \
+             ferrio-bench load SCENARIO [options] \
              (see docs/benchmarks.md)"
                 .into(),
         ),

@@ -7,7 +7,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::BoxError;
-use crate::runner::{Measurement, Scenario, Server};
+use crate::runner::{Measurement, Server};
 
 /// One number the tables show for a scenario.
 struct Metric {
@@ -80,6 +80,43 @@ pub(crate) fn one_line(m: &Measurement) -> String {
         .filter_map(|metric| Some(format!("{} {:.2}", metric.label, value(m, metric.key)?)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A server as the tables name it.
+#[derive(Debug, Clone)]
+pub(crate) struct Named {
+    pub(crate) name: String,
+    pub(crate) label: String,
+}
+
+/// Writes `results.md`, `summary.svg` and (when `page` is given) the results section of that
+/// page from `results.json` in `out`.
+pub(crate) fn render(out: &Path, page: Option<&Path>) -> Result<(), BoxError> {
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json"))?)?;
+    let environment = &results["environment"];
+    let measurements: Vec<Measurement> = serde_json::from_value(results["measurements"].clone())?;
+    let servers: Vec<Named> = environment["servers"]
+        .as_array()
+        .ok_or("results.json lists no servers")?
+        .iter()
+        .map(|s| Named {
+            name: s["name"].as_str().unwrap_or("?").to_owned(),
+            label: s["label"].as_str().unwrap_or("?").to_owned(),
+        })
+        .collect();
+    let mut scenarios: Vec<String> = Vec::new();
+    for m in &measurements {
+        if !scenarios.contains(&m.scenario) {
+            scenarios.push(m.scenario.clone());
+        }
+    }
+    let tables = tables(&measurements, &servers, &scenarios, environment);
+    std::fs::write(out.join("results.md"), &tables)?;
+    std::fs::write(out.join("summary.svg"), svg(&measurements, &servers))?;
+    if let Some(page) = page {
+        splice_into(page, &tables)?;
+    }
+    Ok(())
 }
 
 /// Where and how the numbers were taken.
@@ -177,8 +214,8 @@ fn leads(measurements: &[Measurement], scenario: &str, peer: &str, metric: &Metr
 /// The Markdown tables: per scenario, the values of every server and Ferrio's lead over each.
 pub(crate) fn tables(
     measurements: &[Measurement],
-    servers: &[Server],
-    scenarios: &[Scenario],
+    servers: &[Named],
+    scenarios: &[String],
     environment: &Value,
 ) -> String {
     let mut out = String::new();
@@ -198,8 +235,8 @@ pub(crate) fn tables(
         env("pinning"),
     );
     for scenario in scenarios {
-        let metrics = metrics(scenario.name);
-        let _ = writeln!(out, "### {}\n", scenario.name);
+        let metrics = metrics(scenario);
+        let _ = writeln!(out, "### {scenario}\n");
         let _ = write!(out, "| server |");
         for metric in metrics {
             let _ = write!(out, " {} |", metric.label);
@@ -212,7 +249,7 @@ pub(crate) fn tables(
         for server in servers {
             let _ = write!(out, "| {} |", server.label);
             for metric in metrics {
-                let values = values_of(measurements, scenario.name, server.name, metric.key)
+                let values = values_of(measurements, scenario, &server.name, metric.key)
                     .into_iter()
                     .map(|(_, v)| v)
                     .collect();
@@ -238,7 +275,7 @@ pub(crate) fn tables(
         for server in servers.iter().filter(|s| s.name != "ferrio") {
             let _ = write!(out, "| {} |", server.label);
             for metric in metrics {
-                match spread(leads(measurements, scenario.name, server.name, metric)) {
+                match spread(leads(measurements, scenario, &server.name, metric)) {
                     Some((med, min, max)) => {
                         let _ = write!(out, " {med:.2}x ({min:.2}–{max:.2}) |");
                     }
@@ -257,8 +294,8 @@ pub(crate) fn tables(
 }
 
 /// A grouped bar chart of Ferrio's lead over each peer on each scenario's main metric.
-pub(crate) fn svg(measurements: &[Measurement], servers: &[Server]) -> String {
-    let peers: Vec<&Server> = servers.iter().filter(|s| s.name != "ferrio").collect();
+pub(crate) fn svg(measurements: &[Measurement], servers: &[Named]) -> String {
+    let peers: Vec<&Named> = servers.iter().filter(|s| s.name != "ferrio").collect();
     let mut scenarios: Vec<&str> = Vec::new();
     for m in measurements {
         if !scenarios.contains(&m.scenario.as_str()) {
@@ -272,20 +309,19 @@ pub(crate) fn svg(measurements: &[Measurement], servers: &[Server]) -> String {
             let metric = &metrics(scenario)[0];
             peers
                 .iter()
-                .map(|peer| spread(leads(measurements, scenario, peer.name, metric)).map(|s| s.0))
+                .map(|peer| spread(leads(measurements, scenario, &peer.name, metric)).map(|s| s.0))
                 .collect()
         })
         .collect();
-    let top = leads
-        .iter()
-        .flatten()
-        .flatten()
-        .fold(2.0f64, |a, &b| a.max(b))
-        .ceil();
+    // A log2 scale from the smallest to the largest lead (at least 0.5x to 2x), so a 1.2x
+    // lead and a 40x lead are both readable; bars grow from the 1x line.
+    let all = leads.iter().flatten().flatten();
+    let lo = all.clone().fold(0.5f64, |a, &b| a.min(b)).log2().floor();
+    let hi = all.fold(2.0f64, |a, &b| a.max(b)).log2().ceil();
     let (width, height, left, bottom, plot_top) = (900.0, 420.0, 60.0, 350.0, 50.0);
     let group = (width - left - 20.0) / scenarios.len().max(1) as f64;
     let bar = (group - 20.0) / peers.len().max(1) as f64;
-    let y = |v: f64| bottom - (v / top) * (bottom - plot_top);
+    let y = |v: f64| bottom - (v.log2() - lo) / (hi - lo) * (bottom - plot_top);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -293,19 +329,20 @@ pub(crate) fn svg(measurements: &[Measurement], servers: &[Server]) -> String {
     );
     let _ = writeln!(
         out,
-        r#"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="20" font-size="15">Ferrio's lead over each peer, main metric of each scenario (median; above 1 = Ferrio ahead)</text>"#
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="20" font-size="15">Ferrio's lead per scenario: main metric, median of runs, log scale (above 1x = Ferrio ahead)</text>"#
     );
-    let mut tick = 0.0;
-    while tick <= top {
+    let mut power = lo;
+    while power <= hi {
+        let tick = 2f64.powf(power);
         let _ = writeln!(
             out,
-            r##"<line x1="{left}" x2="{}" y1="{y}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{tick:.1}x</text>"##,
+            r##"<line x1="{left}" x2="{}" y1="{y}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{tick}x</text>"##,
             width - 20.0,
             left - 6.0,
             y(tick) + 4.0,
             y = y(tick)
         );
-        tick += if top > 6.0 { 1.0 } else { 0.5 };
+        power += 1.0;
     }
     let _ = writeln!(
         out,
@@ -318,15 +355,19 @@ pub(crate) fn svg(measurements: &[Measurement], servers: &[Server]) -> String {
         for (j, lead) in leads[i].iter().enumerate() {
             let Some(lead) = lead else { continue };
             let x = x0 + j as f64 * bar;
+            let (top, bottom_edge) = (y(lead.max(1.0)), y(lead.min(1.0)));
+            let label_y = if *lead >= 1.0 {
+                top - 3.0
+            } else {
+                bottom_edge + 11.0
+            };
             let _ = writeln!(
                 out,
-                r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"/><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{lead:.2}</text>"#,
-                y(*lead),
+                r#"<rect x="{x:.1}" y="{top:.1}" width="{:.1}" height="{:.1}" fill="{}"/><text x="{:.1}" y="{label_y:.1}" text-anchor="middle" font-size="10">{lead:.2}</text>"#,
                 bar - 2.0,
-                bottom - y(*lead),
+                (bottom_edge - top).max(1.0),
                 colors[j % colors.len()],
                 x + bar / 2.0,
-                y(*lead) - 3.0,
             );
         }
         let _ = writeln!(
@@ -367,4 +408,95 @@ pub(crate) fn splice_into(path: &Path, tables: &str) -> Result<(), BoxError> {
     let spliced = format!("{}{BEGIN}\n\n{tables}\n{}", &doc[..begin], &doc[end..]);
     std::fs::write(path, spliced)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn measurement(run: usize, server: &str, scenario: &str, load: Value) -> Measurement {
+        Measurement {
+            run,
+            scenario: scenario.to_owned(),
+            server: server.to_owned(),
+            load,
+            server_cpu_ns: Some(2_000_000),
+            rss_kib: BTreeMap::from([("baseline".into(), 1000), ("connected".into(), 1100)]),
+        }
+    }
+
+    #[test]
+    fn median_and_spread() {
+        assert_eq!(spread(vec![3.0, 1.0, 2.0]), Some((2.0, 1.0, 3.0)));
+        assert_eq!(spread(vec![4.0, 1.0, 2.0, 3.0]), Some((2.5, 1.0, 4.0)));
+        assert_eq!(spread(Vec::new()), None);
+    }
+
+    #[test]
+    fn derived_metrics() {
+        let m = measurement(1, "ferrio", "idle", json!({"sockets": 10}));
+        // 100 KiB over 10 sockets = 10 KiB = 10.24 KB each.
+        let kb = value(&m, "kb_per_socket").unwrap();
+        assert!((kb - 10.24).abs() < 1e-9, "{kb}");
+        let m = measurement(1, "ferrio", "fanout", json!({"deliveries": 1000}));
+        assert_eq!(value(&m, "cpu_ns_per_delivery"), Some(2000.0));
+        let m = measurement(1, "ferrio", "echo-100", json!({"ops": 1000}));
+        assert_eq!(value(&m, "cpu_us_per_op"), Some(2.0));
+    }
+
+    #[test]
+    fn a_lead_above_one_means_ferrio_is_ahead_either_way() {
+        let ms = vec![
+            measurement(
+                1,
+                "ferrio",
+                "echo-100",
+                json!({"ops_per_sec": 200.0, "p99_us": 10.0}),
+            ),
+            measurement(
+                1,
+                "peer",
+                "echo-100",
+                json!({"ops_per_sec": 100.0, "p99_us": 40.0}),
+            ),
+            measurement(
+                2,
+                "ferrio",
+                "echo-100",
+                json!({"ops_per_sec": 150.0, "p99_us": 20.0}),
+            ),
+            measurement(
+                2,
+                "peer",
+                "echo-100",
+                json!({"ops_per_sec": 100.0, "p99_us": 40.0}),
+            ),
+        ];
+        let throughput = &metrics("echo-100")[0];
+        assert_eq!(leads(&ms, "echo-100", "peer", throughput), vec![2.0, 1.5]);
+        let p99 = metrics("echo-100")
+            .iter()
+            .find(|m| m.key == "p99_us")
+            .unwrap();
+        assert_eq!(leads(&ms, "echo-100", "peer", p99), vec![4.0, 2.0]);
+    }
+
+    #[test]
+    fn tables_are_spliced_between_the_markers_only() {
+        let dir = std::env::temp_dir().join(format!("ferrio-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("page.md");
+        std::fs::write(&path, format!("intro\n{BEGIN}\nold\n{END}\noutro\n")).unwrap();
+        splice_into(&path, "new table\n").unwrap();
+        splice_into(&path, "newer table\n").unwrap();
+        let page = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            page,
+            format!("intro\n{BEGIN}\n\nnewer table\n\n{END}\noutro\n")
+        );
+        std::fs::write(&path, "no markers").unwrap();
+        assert!(splice_into(&path, "x").is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -52,6 +52,17 @@ pub(crate) struct Measurement {
 /// How long the runner lets idle sockets settle before reading the RSS.
 const IDLE_SETTLE: Duration = Duration::from_secs(3);
 
+/// `ferrio-bench report [--out DIR]`: the tables and the plot again from `results.json`,
+/// without measuring (after a change to the report itself).
+pub(crate) fn report(mut args: Args) -> Result<(), BoxError> {
+    let root = workspace_root();
+    let default_out = root.join("docs/benchmarks");
+    let out: PathBuf = args.value("out", &default_out.display().to_string())?;
+    args.finish()?;
+    let page = root.join("docs/benchmarks.md");
+    crate::report::render(&out, (out == default_out).then_some(page.as_path()))
+}
+
 pub(crate) fn compare(mut args: Args) -> Result<(), BoxError> {
     let root = workspace_root();
     let runs: usize = args.value("runs", "3")?;
@@ -112,15 +123,8 @@ pub(crate) fn compare(mut args: Args) -> Result<(), BoxError> {
         out.join("results.json"),
         serde_json::to_string_pretty(&results)?,
     )?;
-    let tables = crate::report::tables(&measurements, &servers, &scenarios, &environment);
-    std::fs::write(out.join("results.md"), &tables)?;
-    std::fs::write(
-        out.join("summary.svg"),
-        crate::report::svg(&measurements, &servers),
-    )?;
-    if out == default_out {
-        crate::report::splice_into(&root.join("docs/benchmarks.md"), &tables)?;
-    }
+    let page = root.join("docs/benchmarks.md");
+    crate::report::render(&out, (out == default_out).then_some(page.as_path()))?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }
