@@ -1,7 +1,7 @@
 //! Resource bounds of the Socket.IO decoders: what one hostile packet can make them hold.
 
 use bytes::Bytes;
-use ferrio_protocol::socketio::{self, Body, DecodeError, MAX_DEPTH};
+use ferrio_protocol::socketio::{self, Body, DecodeError};
 use rmpv::Value;
 
 const PLACEHOLDER_0: &str = r#"{"_placeholder":true,"num":0}"#;
@@ -71,7 +71,7 @@ fn msgpack_nested_lying_lengths_reserve_little() {
         0x83, 0xa4, b't', b'y', b'p', b'e', 0x02, 0xa3, b'n', b's', b'p', 0xa1, b'/', 0xa4, b'd',
         b'a', b't', b'a',
     ];
-    for _ in 0..MAX_DEPTH - 1 {
+    for _ in 0..socketio::MAX_DEPTH - 1 {
         input.extend_from_slice(&[0xdd, 0xff, 0xff, 0xff, 0xff]);
     }
     input.resize(1_000_000, 0xc0);
