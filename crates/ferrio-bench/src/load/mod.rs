@@ -28,8 +28,6 @@ use crate::args::Args;
 
 /// Handshakes in flight at once while connecting many sockets.
 const CONNECT_PARALLELISM: usize = 64;
-/// How long a burst or a batch of emits may take before the run fails.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The scenarios, by the name the command line uses.
 pub(crate) const SCENARIOS: &[&str] = &["idle", "echo", "fanout", "polling", "http-emit"];
@@ -52,6 +50,8 @@ pub(crate) struct LoadConfig {
     /// Measured `POST /emit` requests (HTTP emit) and their concurrency.
     pub(crate) requests: usize,
     pub(crate) concurrency: usize,
+    /// How long a burst or a batch of emits may take to arrive before the run fails.
+    pub(crate) timeout: Duration,
     /// The JSON payload every scenario sends, compact and with sorted keys so that every
     /// server gives it back byte for byte.
     pub(crate) payload: String,
@@ -77,6 +77,7 @@ impl LoadConfig {
             rounds: args.value("rounds", "5")?,
             requests: args.value("requests", "200")?,
             concurrency: args.value("concurrency", "4")?,
+            timeout: Duration::from_secs_f64(args.value("timeout", "120")?),
             payload,
         })
     }
@@ -218,6 +219,7 @@ async fn echo_loop<T: EchoTransport>(
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let payload: Arc<str> = config.payload.as_str().into();
     let mut tasks = Vec::with_capacity(clients.len());
+    let timeout = config.timeout;
     for mut client in clients {
         let phase = phase.clone();
         let payload = payload.clone();
@@ -234,15 +236,22 @@ async fn echo_loop<T: EchoTransport>(
                 let expected = format!("43{id}[{payload}]");
                 let sent = Instant::now();
                 client.send(format!("42{id}[\"echo\",{payload}]")).await?;
-                loop {
-                    let frame = client.recv().await?;
-                    if frame == expected {
-                        break;
+                let answer = async {
+                    loop {
+                        let frame = client.recv().await?;
+                        if frame == expected {
+                            return Ok(());
+                        }
+                        if frame.starts_with("43") {
+                            return Err::<(), BoxError>(
+                                format!("expected {expected}, got {frame}").into(),
+                            );
+                        }
                     }
-                    if frame.starts_with("43") {
-                        return Err(format!("expected {expected}, got {frame}").into());
-                    }
-                }
+                };
+                tokio::time::timeout(timeout, answer)
+                    .await
+                    .map_err(|_| format!("no answer to echo {id} within {timeout:?}"))??;
                 if now == MEASURE && phase.load(Ordering::Relaxed) == MEASURE {
                     count += 1;
                     histogram.saturating_record(elapsed_nanos(sent));
@@ -286,14 +295,16 @@ struct DeliveryCounter {
     delivered: AtomicU64,
     target: AtomicU64,
     reached: Notify,
+    timeout: Duration,
 }
 
 impl DeliveryCounter {
-    fn new() -> Arc<Self> {
+    fn new(timeout: Duration) -> Arc<Self> {
         Arc::new(DeliveryCounter {
             delivered: AtomicU64::new(0),
             target: AtomicU64::new(u64::MAX),
             reached: Notify::new(),
+            timeout,
         })
     }
 
@@ -307,7 +318,7 @@ impl DeliveryCounter {
     /// Waits until `target` deliveries in all have been counted.
     async fn wait_for(&self, target: u64) -> Result<(), BoxError> {
         self.target.store(target, Ordering::Relaxed);
-        let deadline = Instant::now() + DELIVERY_TIMEOUT;
+        let deadline = Instant::now() + self.timeout;
         loop {
             let notified = self.reached.notified();
             let delivered = self.delivered.load(Ordering::Relaxed);
@@ -395,7 +406,7 @@ async fn fanout(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxErro
     )
     .await?;
     let expected: Arc<str> = format!("42[\"bcast\",{}]", config.payload).into();
-    let counter = DeliveryCounter::new();
+    let counter = DeliveryCounter::new(config.timeout);
     let (counters, tasks) = spawn_counters(clients, expected, &counter);
     let burst = format!(
         "42[\"burst\",{{\"n\":{},\"payload\":{}}}]",
@@ -454,7 +465,7 @@ async fn http_emit(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxE
         }
     }
     let expected: Arc<str> = format!("42[\"news\",{}]", config.payload).into();
-    let counter = DeliveryCounter::new();
+    let counter = DeliveryCounter::new(config.timeout);
     let (counters, tasks) = spawn_counters(clients, expected, &counter);
     let body = Bytes::from(format!(
         r#"{{"room":"bench","event":"news","data":{}}}"#,

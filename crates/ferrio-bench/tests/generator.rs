@@ -1,0 +1,166 @@
+//! The load generator checks what servers answer: against a faithful server every scenario
+//! completes, and against a server that gets one thing wrong the run fails. This is what
+//! keeps a fast-looking but wrong server out of the tables.
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::post;
+use ferrio::{AckSender, Data, Io, Payload, SocketRef};
+use serde_json::Value;
+
+/// How the test server departs from the benchmark contract.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    /// Acks an echo with something else.
+    WrongEcho,
+    /// Sends one broadcast less than a burst asks for.
+    ShortBurst,
+    /// `POST /emit` answers 500 and emits nothing.
+    FailingEmit,
+}
+
+async fn serve(fault: Fault) -> SocketAddr {
+    let (layer, io) = Io::new_layer();
+    io.ns("/", move |socket: SocketRef| {
+        socket.on("echo", move |args: Payload, ack: AckSender| {
+            if fault == Fault::WrongEcho {
+                ack.send(&"wrong")
+            } else {
+                ack.send_args(&args)
+            }
+        });
+        socket.on(
+            "join",
+            |socket: SocketRef, Data(room): Data<String>, ack: AckSender| {
+                socket.join(room);
+                ack.send(&true)
+            },
+        );
+        socket.on("burst", move |io: Io, Data(burst): Data<Value>| {
+            let mut n = burst["n"].as_u64().unwrap_or(0);
+            if fault == Fault::ShortBurst {
+                n = n.saturating_sub(1);
+            }
+            for _ in 0..n {
+                let _ = io.emit("bcast", &burst["payload"]);
+            }
+        });
+    });
+    async fn emit(io: Io, axum::Json(body): axum::Json<Value>) -> StatusCode {
+        let room = body["room"].as_str().unwrap_or_default().to_owned();
+        let event = body["event"].as_str().unwrap_or_default().to_owned();
+        let _ = io.to(room).emit(&event, &body["data"]);
+        StatusCode::OK
+    }
+    let app = if fault == Fault::FailingEmit {
+        Router::new().route(
+            "/emit",
+            post(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        )
+    } else {
+        Router::new().route("/emit", post(emit))
+    }
+    .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// Runs `ferrio-bench load SCENARIO` with tiny sizes; returns (success, stdout + stderr).
+async fn load(addr: SocketAddr, scenario: &str, extra: &[&str]) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferrio-bench"));
+    command
+        .args(["load", scenario, "--addr", &addr.to_string()])
+        .args([
+            "--warmup",
+            "0.05",
+            "--duration",
+            "0.2",
+            "--timeout",
+            "3",
+            "--clients",
+            "3",
+            "--sockets",
+            "5",
+            "--messages",
+            "4",
+            "--rounds",
+            "2",
+            "--requests",
+            "6",
+            "--concurrency",
+            "2",
+        ]);
+    command.args(extra);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn result_of(output: &str) -> Value {
+    let line = output
+        .lines()
+        .find_map(|l| l.strip_prefix("@result "))
+        .unwrap_or_else(|| panic!("no result in {output}"));
+    serde_json::from_str(line).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_completes_against_a_faithful_server() {
+    let addr = serve(Fault::None).await;
+    for scenario in ["echo", "polling"] {
+        let (ok, output) = load(addr, scenario, &[]).await;
+        assert!(ok, "{scenario}: {output}");
+        assert!(result_of(&output)["ops"].as_u64().unwrap() > 0, "{output}");
+        assert!(output.contains("@mark start") && output.contains("@mark end"));
+    }
+    let (ok, output) = load(addr, "fanout", &[]).await;
+    assert!(ok, "{output}");
+    assert_eq!(result_of(&output)["deliveries"], 5 * 4 * 2);
+    let (ok, output) = load(addr, "http-emit", &[]).await;
+    assert!(ok, "{output}");
+    assert_eq!(result_of(&output)["deliveries"], 5 * 6);
+    let (ok, output) = load(addr, "idle", &[]).await;
+    assert!(ok, "{output}");
+    assert_eq!(result_of(&output)["sockets"], 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_echo_fails_the_run() {
+    let addr = serve(Fault::WrongEcho).await;
+    for scenario in ["echo", "polling"] {
+        let (ok, output) = load(addr, scenario, &[]).await;
+        assert!(!ok, "{scenario} passed against a wrong echo: {output}");
+        assert!(output.contains(r#"got 431["wrong"]"#), "{output}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_broadcast_fails_the_run() {
+    let addr = serve(Fault::ShortBurst).await;
+    let (ok, output) = load(addr, "fanout", &[]).await;
+    assert!(!ok, "fanout passed with a broadcast missing: {output}");
+    assert!(
+        output.contains("timed out with 15 of 20 deliveries"),
+        "{output}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_emit_fails_the_run() {
+    let addr = serve(Fault::FailingEmit).await;
+    let (ok, output) = load(addr, "http-emit", &[]).await;
+    assert!(!ok, "http-emit passed against a failing /emit: {output}");
+    assert!(output.contains("500"), "{output}");
+}
