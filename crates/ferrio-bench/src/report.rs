@@ -14,6 +14,8 @@ struct Metric {
     key: &'static str,
     label: &'static str,
     higher_is_better: bool,
+    /// Whether the lead tables compare it (the busy shares only explain the others).
+    lead: bool,
 }
 
 const fn metric(key: &'static str, label: &'static str, higher_is_better: bool) -> Metric {
@@ -21,8 +23,22 @@ const fn metric(key: &'static str, label: &'static str, higher_is_better: bool) 
         key,
         label,
         higher_is_better,
+        lead: true,
     }
 }
+
+const fn share(key: &'static str, label: &'static str) -> Metric {
+    Metric {
+        key,
+        label,
+        higher_is_better: false,
+        lead: false,
+    }
+}
+
+/// How busy the server's core and the generator's core were during the measured phase.
+const SERVER_BUSY: Metric = share("server_busy_pct", "server core busy (%)");
+const LOAD_BUSY: Metric = share("load_busy_pct", "generator core busy (%)");
 
 /// The metrics of a scenario; the first is its main one (the plot's).
 fn metrics(scenario: &str) -> &'static [Metric] {
@@ -32,21 +48,29 @@ fn metrics(scenario: &str) -> &'static [Metric] {
         metric("p50_us", "p50 (µs)", false),
         metric("p99_us", "p99 (µs)", false),
         metric("cpu_us_per_op", "server CPU per echo (µs)", false),
+        SERVER_BUSY,
+        LOAD_BUSY,
     ];
     const ECHO_ONE: &[Metric] = &[
         metric("p99_us", "p99 (µs)", false),
         metric("p50_us", "p50 (µs)", false),
         metric("ops_per_sec", "echoes/s", true),
         metric("cpu_us_per_op", "server CPU per echo (µs)", false),
+        SERVER_BUSY,
+        LOAD_BUSY,
     ];
     const FANOUT: &[Metric] = &[
         metric("cpu_ns_per_delivery", "server CPU per delivery (ns)", false),
         metric("deliveries_per_sec", "deliveries/s", true),
+        SERVER_BUSY,
+        LOAD_BUSY,
     ];
     const EMIT: &[Metric] = &[
         metric("deliveries_per_sec", "deliveries/s", true),
         metric("cpu_ns_per_delivery", "server CPU per delivery (ns)", false),
         metric("request_p99_us", "request p99 (µs)", false),
+        SERVER_BUSY,
+        LOAD_BUSY,
     ];
     match scenario {
         "idle" => IDLE,
@@ -69,6 +93,8 @@ fn value(m: &Measurement, key: &str) -> Option<f64> {
         }
         "cpu_us_per_op" => Some(cpu? / load("ops")? / 1000.0),
         "cpu_ns_per_delivery" => Some(cpu? / load("deliveries")?),
+        "server_busy_pct" => Some(cpu? / load("seconds")? / 1e7),
+        "load_busy_pct" => Some(m.load_cpu_ns? as f64 / load("seconds")? / 1e7),
         other => load(other),
     }
 }
@@ -139,7 +165,7 @@ pub(crate) fn environment(servers: &[Server], runs: usize, smoke: bool, pinning:
         .unwrap_or_default();
     json!({
         "date": output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-        "commit": output("git", &["rev-parse", "--short", "HEAD"]),
+        "commit": output("git", &["describe", "--always", "--dirty"]),
         "cpu": cpu,
         "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
@@ -174,6 +200,7 @@ fn spread(mut values: Vec<f64>) -> Option<(f64, f64, f64)> {
 fn number(x: f64) -> String {
     match x.abs() {
         a if a >= 100_000.0 => format!("{:.0}k", x / 1000.0),
+        a if a >= 10_000.0 => format!("{:.1}k", x / 1000.0),
         a if a >= 1000.0 => format!("{x:.0}"),
         a if a >= 10.0 => format!("{x:.1}"),
         _ => format!("{x:.2}"),
@@ -263,18 +290,19 @@ pub(crate) fn tables(
             out.push('\n');
         }
         out.push('\n');
+        let compared: Vec<&Metric> = metrics.iter().filter(|m| m.lead).collect();
         let _ = write!(out, "| Ferrio's lead over |");
-        for metric in metrics {
+        for metric in &compared {
             let _ = write!(out, " {} |", metric.label);
         }
         let _ = write!(out, "\n|---|");
-        for _ in metrics {
+        for _ in &compared {
             let _ = write!(out, "---|");
         }
         out.push('\n');
         for server in servers.iter().filter(|s| s.name != "ferrio") {
             let _ = write!(out, "| {} |", server.label);
-            for metric in metrics {
+            for metric in &compared {
                 match spread(leads(measurements, scenario, &server.name, metric)) {
                     Some((med, min, max)) => {
                         let _ = write!(out, " {med:.2}x ({min:.2}–{max:.2}) |");
@@ -422,6 +450,7 @@ mod tests {
             server: server.to_owned(),
             load,
             server_cpu_ns: Some(2_000_000),
+            load_cpu_ns: Some(1_000_000),
             rss_kib: BTreeMap::from([("baseline".into(), 1000), ("connected".into(), 1100)]),
         }
     }
@@ -441,8 +470,16 @@ mod tests {
         assert!((kb - 10.24).abs() < 1e-9, "{kb}");
         let m = measurement(1, "ferrio", "fanout", json!({"deliveries": 1000}));
         assert_eq!(value(&m, "cpu_ns_per_delivery"), Some(2000.0));
-        let m = measurement(1, "ferrio", "echo-100", json!({"ops": 1000}));
+        let m = measurement(
+            1,
+            "ferrio",
+            "echo-100",
+            json!({"ops": 1000, "seconds": 0.004}),
+        );
         assert_eq!(value(&m, "cpu_us_per_op"), Some(2.0));
+        // 2 ms of server CPU and 1 ms of generator CPU in 4 ms.
+        assert_eq!(value(&m, "server_busy_pct"), Some(50.0));
+        assert_eq!(value(&m, "load_busy_pct"), Some(25.0));
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub(crate) struct Measurement {
     pub(crate) load: Value,
     /// Server CPU time (all threads) between the `start` and `end` marks.
     pub(crate) server_cpu_ns: Option<u64>,
+    /// The load generator's CPU time between the same marks: near the whole measured time,
+    /// the generator rather than the server may be what limits the numbers.
+    #[serde(default)]
+    pub(crate) load_cpu_ns: Option<u64>,
     /// Server RSS at each mark, in KiB.
     pub(crate) rss_kib: BTreeMap<String, u64>,
 }
@@ -78,7 +82,7 @@ pub(crate) fn compare(mut args: Args) -> Result<(), BoxError> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let binaries = target.join(&profile);
+    let binaries = target.join(if profile == "dev" { "debug" } else { &profile });
     let all_servers = servers(&root, &binaries);
     let servers = pick(&all_servers, &servers_arg, |s| s.name)?;
     let all_scenarios = scenarios(smoke);
@@ -97,6 +101,10 @@ pub(crate) fn compare(mut args: Args) -> Result<(), BoxError> {
     let logs = target.join("ferrio-bench-logs");
     std::fs::create_dir_all(&logs)?;
 
+    std::fs::create_dir_all(&out)?;
+    // Taken before measuring: the commit (and whether the tree had changes) the servers were
+    // built from.
+    let environment = crate::report::environment(&servers, runs, smoke, &pinning.describe());
     let mut measurements = Vec::new();
     for run in 1..=runs {
         for scenario in &scenarios {
@@ -109,20 +117,19 @@ pub(crate) fn compare(mut args: Args) -> Result<(), BoxError> {
                     .map_err(|err| format!("{} on {}: {err}", scenario.name, server.name))?;
                 eprintln!("  {}", crate::report::one_line(&measurement));
                 measurements.push(measurement);
+                // Written as it goes, so a failure late in a long comparison keeps the rest.
+                let results = serde_json::json!({
+                    "environment": environment,
+                    "measurements": measurements,
+                });
+                std::fs::write(
+                    out.join("results.json"),
+                    serde_json::to_string_pretty(&results)?,
+                )?;
             }
         }
     }
 
-    std::fs::create_dir_all(&out)?;
-    let environment = crate::report::environment(&servers, runs, smoke, &pinning.describe());
-    let results = serde_json::json!({
-        "environment": environment,
-        "measurements": measurements,
-    });
-    std::fs::write(
-        out.join("results.json"),
-        serde_json::to_string_pretty(&results)?,
-    )?;
     let page = root.join("docs/benchmarks.md");
     crate::report::render(&out, (out == default_out).then_some(page.as_path()))?;
     eprintln!("wrote {}", out.display());
@@ -176,7 +183,7 @@ fn servers(root: &Path, binaries: &Path) -> Vec<Server> {
 fn scenarios(smoke: bool) -> Vec<Scenario> {
     let size = |full: &str, tiny: &str| if smoke { tiny } else { full }.to_owned();
     let timing = || vec![("warmup", size("1", "0.1")), ("duration", size("5", "0.3"))];
-    vec![
+    let mut scenarios = vec![
         Scenario {
             name: "idle",
             load: "idle",
@@ -215,7 +222,12 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
                 ("concurrency", size("4", "2")),
             ],
         },
-    ]
+    ];
+    // A broken server fails the smoke run in seconds rather than minutes.
+    for scenario in &mut scenarios {
+        scenario.options.push(("timeout", size("120", "20")));
+    }
+    scenarios
 }
 
 fn pick<T: Clone>(all: &[T], list: &str, name: impl Fn(&T) -> &str) -> Result<Vec<T>, BoxError> {
@@ -238,7 +250,7 @@ fn build(root: &Path, profile: &str, servers: &[Server]) -> Result<(), BoxError>
     cargo.current_dir(root).args(["build", "--locked"]);
     if profile == "release" {
         cargo.arg("--release");
-    } else if profile != "debug" {
+    } else if profile != "debug" && profile != "dev" {
         cargo.args(["--profile", profile]);
     }
     let mut any = false;
@@ -257,7 +269,9 @@ fn build(root: &Path, profile: &str, servers: &[Server]) -> Result<(), BoxError>
     }
     if servers.iter().any(|s| s.name == "node") {
         let dir = root.join("crates/ferrio-bench/peers/node");
-        if !dir.join("node_modules").exists() {
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let installed = modified(&dir.join("node_modules"));
+        if installed.is_none() || modified(&dir.join("package-lock.json")) > installed {
             let status = Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund"])
                 .current_dir(&dir)
@@ -307,13 +321,17 @@ impl Pinning {
     }
 }
 
-/// Kills the server when dropped, so a failed run leaves nothing behind.
+/// Stops a child process (server or load generator) when dropped, so a failed run leaves
+/// nothing behind.
 struct Running {
     child: Child,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         for _ in 0..50 {
@@ -361,16 +379,20 @@ fn measure(
     for (name, value) in &scenario.options {
         load.arg(format!("--{name}")).arg(value);
     }
-    let mut load = load
-        .env("FERRIO_BENCH_SYNC", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let mut to_load = load.stdin.take().ok_or("no stdin")?;
-    let from_load = BufReader::new(load.stdout.take().ok_or("no stdout")?);
+    let mut load = Running {
+        child: load
+            .env("FERRIO_BENCH_SYNC", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?,
+    };
+    let load_pid = load.child.id();
+    let mut to_load = load.child.stdin.take().ok_or("no stdin")?;
+    let from_load = BufReader::new(load.child.stdout.take().ok_or("no stdout")?);
 
     let mut cpu_at = BTreeMap::new();
+    let mut load_cpu_at = BTreeMap::new();
     let mut rss_kib = BTreeMap::new();
     let mut result = None;
     for line in from_load.lines() {
@@ -382,27 +404,36 @@ fn measure(
             let sample = Sample::read(pid)?;
             cpu_at.insert(mark.to_owned(), sample.cpu_ns);
             rss_kib.insert(mark.to_owned(), sample.rss_kib);
+            if let Ok(load_sample) = Sample::read(load_pid) {
+                load_cpu_at.insert(mark.to_owned(), load_sample.cpu_ns);
+            }
             writeln!(to_load)?;
             to_load.flush()?;
         } else if let Some(json) = line.strip_prefix("@result ") {
             result = Some(serde_json::from_str(json)?);
         }
     }
-    let status = load.wait()?;
+    let status = load.child.wait()?;
     drop(running);
     if !status.success() {
         return Err(format!("the load generator failed ({status})").into());
     }
-    let server_cpu_ns = match (cpu_at.get("start"), cpu_at.get("end")) {
-        (Some(start), Some(end)) => Some(end.saturating_sub(*start)),
-        _ => None,
+    let between = |at: &BTreeMap<String, u64>| -> Result<Option<u64>, BoxError> {
+        match (at.get("start"), at.get("end")) {
+            (Some(start), Some(end)) if end >= start => Ok(Some(end - start)),
+            (Some(_), Some(_)) => Err("CPU time went backwards between the marks".into()),
+            _ => Ok(None),
+        }
     };
+    let server_cpu_ns = between(&cpu_at)?;
+    let load_cpu_ns = between(&load_cpu_at)?;
     Ok(Measurement {
         run,
         scenario: scenario.name.to_owned(),
         server: server.name.to_owned(),
         load: result.ok_or("the load generator printed no result")?,
         server_cpu_ns,
+        load_cpu_ns,
         rss_kib,
     })
 }
@@ -435,16 +466,24 @@ struct Sample {
 impl Sample {
     fn read(pid: u32) -> Result<Self, BoxError> {
         let mut cpu_ns = 0;
+        let mut threads = 0;
         for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
             let path = task?.path().join("schedstat");
             // A thread may end between listing and reading.
-            if let Ok(schedstat) = std::fs::read_to_string(path) {
-                cpu_ns += schedstat
-                    .split_whitespace()
-                    .next()
-                    .and_then(|ns| ns.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
+            let Ok(schedstat) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            let ns = schedstat
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok());
+            cpu_ns += ns.ok_or("unreadable /proc/PID/task/TID/schedstat")?;
+            threads += 1;
+        }
+        if threads == 0 {
+            return Err(
+                "no /proc/PID/task/*/schedstat to read (kernel without schedstats?)".into(),
+            );
         }
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         let rss_kib = status

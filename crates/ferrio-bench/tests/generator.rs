@@ -19,6 +19,8 @@ enum Fault {
     WrongEcho,
     /// Sends one broadcast less than a burst asks for.
     ShortBurst,
+    /// Sends one broadcast more than a burst asks for (the total is reached early).
+    LongBurst,
     /// `POST /emit` answers 500 and emits nothing.
     FailingEmit,
 }
@@ -42,8 +44,10 @@ async fn serve(fault: Fault) -> SocketAddr {
         );
         socket.on("burst", move |io: Io, Data(burst): Data<Value>| {
             let mut n = burst["n"].as_u64().unwrap_or(0);
-            if fault == Fault::ShortBurst {
-                n = n.saturating_sub(1);
+            match fault {
+                Fault::ShortBurst => n = n.saturating_sub(1),
+                Fault::LongBurst => n += 1,
+                _ => {}
             }
             for _ in 0..n {
                 let _ = io.emit("bcast", &burst["payload"]);
@@ -155,6 +159,14 @@ async fn a_missing_broadcast_fails_the_run() {
         output.contains("timed out with 15 of 20 deliveries"),
         "{output}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extra_broadcast_fails_the_run() {
+    let addr = serve(Fault::LongBurst).await;
+    let (ok, output) = load(addr, "fanout", &[]).await;
+    assert!(!ok, "fanout passed with a broadcast too many: {output}");
+    assert!(output.contains("expected exactly 12"), "{output}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

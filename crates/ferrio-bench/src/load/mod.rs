@@ -94,6 +94,7 @@ pub(crate) async fn run(scenario: &str, config: LoadConfig) -> Result<Value, Box
                 &config.path,
                 config.clients,
                 CONNECT_PARALLELISM,
+                config.timeout,
             )
             .await?;
             echo_loop(clients, &config, &mut marks).await
@@ -101,7 +102,8 @@ pub(crate) async fn run(scenario: &str, config: LoadConfig) -> Result<Value, Box
         "polling" => {
             let mut clients = Vec::with_capacity(config.clients);
             for _ in 0..config.clients {
-                clients.push(PollingClient::connect(config.addr, &config.path).await?);
+                let connect = PollingClient::connect(config.addr, &config.path);
+                clients.push(within(config.timeout, "a polling handshake", connect).await?);
             }
             echo_loop(clients, &config, &mut marks).await
         }
@@ -145,6 +147,7 @@ async fn idle(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxError>
         &config.path,
         config.sockets,
         CONNECT_PARALLELISM,
+        config.timeout,
     )
     .await?;
     let connect_secs = started.elapsed().as_secs_f64();
@@ -235,8 +238,8 @@ async fn echo_loop<T: EchoTransport>(
                 id += 1;
                 let expected = format!("43{id}[{payload}]");
                 let sent = Instant::now();
-                client.send(format!("42{id}[\"echo\",{payload}]")).await?;
                 let answer = async {
+                    client.send(format!("42{id}[\"echo\",{payload}]")).await?;
                     loop {
                         let frame = client.recv().await?;
                         if frame == expected {
@@ -343,7 +346,10 @@ fn spawn_counters(
     clients: Vec<WsClient>,
     expected: Arc<str>,
     counter: &Arc<DeliveryCounter>,
-) -> (Counters, Vec<tokio::task::JoinHandle<Result<(), BoxError>>>) {
+) -> (
+    Counters,
+    Vec<tokio::task::JoinHandle<Result<u64, BoxError>>>,
+) {
     let (commands, rx) = mpsc::unbounded_channel::<String>();
     let mut rx = Some(rx);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
@@ -354,6 +360,7 @@ fn spawn_counters(
         let mut rx = rx.take();
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
+            let mut received = 0u64;
             loop {
                 let command = async {
                     match &mut rx {
@@ -362,14 +369,15 @@ fn spawn_counters(
                     }
                 };
                 tokio::select! {
-                    _ = stop.changed() => return Ok(()),
+                    _ = stop.changed() => return Ok(received),
                     command = command => match command {
                         Some(packet) => client.send(packet).await?,
-                        None => return Ok(()),
+                        None => return Ok(received),
                     },
                     frame = client.recv() => {
                         let frame = frame?;
                         if *frame == *expected {
+                            received += 1;
                             counter.record();
                         } else if frame.starts_with("42") && !frame.starts_with("42[\"welcome\"") {
                             return Err(format!("unexpected packet {frame}").into());
@@ -389,10 +397,38 @@ fn spawn_counters(
 }
 
 /// The driver's side of [`spawn_counters`]: packets for the first socket to send, and the
-/// signal that ends every reader (dropped at the end of the scenario).
+/// signal that ends every reader.
 struct Counters {
     commands: mpsc::UnboundedSender<String>,
     _stop: tokio::sync::watch::Sender<()>,
+}
+
+/// How long the readers keep counting after the last expected delivery, so that extra
+/// frames (a server delivering twice) are caught.
+const STRAGGLER_GRACE: Duration = Duration::from_millis(300);
+
+impl Counters {
+    /// Stops the readers after [`STRAGGLER_GRACE`] and checks that every socket received
+    /// exactly `per_socket` frames: the total alone would let a server that delivers twice to
+    /// some sockets and never to others pass.
+    async fn finish(
+        self,
+        tasks: Vec<tokio::task::JoinHandle<Result<u64, BoxError>>>,
+        per_socket: u64,
+    ) -> Result<(), BoxError> {
+        tokio::time::sleep(STRAGGLER_GRACE).await;
+        drop(self);
+        for (i, task) in tasks.into_iter().enumerate() {
+            let received = task.await??;
+            if received != per_socket {
+                return Err(format!(
+                    "socket {i} received {received} frames, expected exactly {per_socket}"
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Fan-out: one socket asks for a burst of `messages` broadcasts; every socket (the sender
@@ -403,6 +439,7 @@ async fn fanout(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxErro
         &config.path,
         config.sockets,
         CONNECT_PARALLELISM,
+        config.timeout,
     )
     .await?;
     let expected: Arc<str> = format!("42[\"bcast\",{}]", config.payload).into();
@@ -427,10 +464,8 @@ async fn fanout(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxErro
     }
     let seconds = started.elapsed().as_secs_f64();
     marks.mark("end").await?;
-    drop(counters);
-    for task in tasks {
-        task.await??;
-    }
+    let per_socket = (config.messages * (config.rounds + 1)) as u64;
+    counters.finish(tasks, per_socket).await?;
     let deliveries = per_round * config.rounds as u64;
     Ok(json!({
         "sockets": config.sockets,
@@ -452,6 +487,7 @@ async fn http_emit(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxE
         &config.path,
         config.sockets,
         CONNECT_PARALLELISM,
+        config.timeout,
     )
     .await?;
     {
@@ -481,6 +517,7 @@ async fn http_emit(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxE
         config.concurrency.max(1),
         &body,
         &mut new_histogram(),
+        config.timeout,
     )
     .await?;
     let warmup = config.concurrency.max(1) as u64 * config.sockets as u64;
@@ -489,16 +526,21 @@ async fn http_emit(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxE
     let mut histogram = new_histogram();
     marks.mark("start").await?;
     let started = Instant::now();
-    let _conns = send_emits(conns, config.requests, &body, &mut histogram).await?;
+    let _conns = send_emits(
+        conns,
+        config.requests,
+        &body,
+        &mut histogram,
+        config.timeout,
+    )
+    .await?;
     let requests_done = started.elapsed().as_secs_f64();
     let deliveries = config.requests as u64 * config.sockets as u64;
     counter.wait_for(warmup + deliveries).await?;
     let seconds = started.elapsed().as_secs_f64();
     marks.mark("end").await?;
-    drop(counters);
-    for task in tasks {
-        task.await??;
-    }
+    let per_socket = (config.concurrency.max(1) + config.requests) as u64;
+    counters.finish(tasks, per_socket).await?;
     Ok(json!({
         "sockets": config.sockets,
         "requests": config.requests,
@@ -519,6 +561,7 @@ async fn send_emits(
     total: usize,
     body: &Bytes,
     histogram: &mut Histogram<u64>,
+    timeout: Duration,
 ) -> Result<Vec<HttpConn>, BoxError> {
     let left = Arc::new(AtomicU64::new(total as u64));
     let mut tasks = Vec::with_capacity(conns.len());
@@ -532,14 +575,13 @@ async fn send_emits(
                 .is_ok()
             {
                 let sent = Instant::now();
-                let (status, answer) = conn
-                    .request(
-                        Method::POST,
-                        "/emit",
-                        Some("application/json"),
-                        body.clone(),
-                    )
-                    .await?;
+                let request = conn.request(
+                    Method::POST,
+                    "/emit",
+                    Some("application/json"),
+                    body.clone(),
+                );
+                let (status, answer) = within(timeout, "POST /emit", request).await?;
                 if status != StatusCode::OK {
                     return Err::<_, BoxError>(
                         format!("POST /emit answered {status}: {answer:?}").into(),
@@ -557,6 +599,17 @@ async fn send_emits(
         conns.push(conn);
     }
     Ok(conns)
+}
+
+/// `future`, or an error naming `what` when it takes longer than `timeout`.
+async fn within<T>(
+    timeout: Duration,
+    what: &str,
+    future: impl Future<Output = Result<T, BoxError>>,
+) -> Result<T, BoxError> {
+    tokio::time::timeout(timeout, future)
+        .await
+        .map_err(|_| format!("{what} took longer than {timeout:?}"))?
 }
 
 fn new_histogram() -> Histogram<u64> {

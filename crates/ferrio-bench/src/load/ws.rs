@@ -94,16 +94,22 @@ impl WsClient {
     }
 }
 
-/// Connects `n` sockets, at most `parallel` handshakes at a time.
+/// Connects `n` sockets, at most `parallel` handshakes at a time, each within `timeout`.
 pub(crate) async fn connect_many(
     addr: SocketAddr,
     path: &str,
     n: usize,
     parallel: usize,
+    timeout: std::time::Duration,
 ) -> Result<Vec<WsClient>, BoxError> {
     let mut clients = Vec::with_capacity(n);
-    let mut pending = futures_util::stream::iter((0..n).map(|_| WsClient::connect(addr, path)))
-        .buffer_unordered(parallel.max(1));
+    let connect = |_| async move {
+        tokio::time::timeout(timeout, WsClient::connect(addr, path))
+            .await
+            .map_err(|_| format!("a WebSocket handshake took longer than {timeout:?}"))?
+    };
+    let mut pending =
+        futures_util::stream::iter((0..n).map(connect)).buffer_unordered(parallel.max(1));
     while let Some(client) = pending.next().await {
         clients.push(client?);
     }

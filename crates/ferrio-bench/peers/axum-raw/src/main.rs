@@ -371,7 +371,12 @@ async fn engine_get(
     }
     match (param(&query, "transport"), param(&query, "sid")) {
         (Some("websocket"), None) => match upgrade {
-            Ok(upgrade) => upgrade.on_upgrade(move |socket| run_websocket(app, socket)),
+            // Small buffers, as Ferrio (2 KiB) and socketioxide (4 KiB) use: tungstenite's
+            // default read buffer is 128 KiB per socket, zero-filled before each read.
+            Ok(upgrade) => upgrade
+                .read_buffer_size(4096)
+                .write_buffer_size(0)
+                .on_upgrade(move |socket| run_websocket(app, socket)),
             Err(rejection) => rejection.into_response(),
         },
         (Some("polling"), None) => {

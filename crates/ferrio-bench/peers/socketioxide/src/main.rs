@@ -61,7 +61,8 @@ struct Burst {
 }
 
 /// `Data<Value>` is the first argument (socketioxide's extractor has no "all arguments" form);
-/// the benchmark sends exactly one.
+/// the benchmark sends exactly one. socketioxide 0.18 has only async handlers and spawns a
+/// task for every call (`handler/message.rs`); there is no inline form to choose instead.
 async fn on_connect(socket: SocketRef, Data(auth): Data<Value>) {
     let welcome = Welcome {
         id: socket.id,
