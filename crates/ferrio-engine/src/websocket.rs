@@ -353,70 +353,84 @@ fn run(session: &Arc<Session>, mut ws: Ws, heartbeat: Heartbeat) -> impl Future<
         let timer = tokio::time::sleep_until(session.next_ping());
         tokio::pin!(timer);
         loop {
-            let notified = session.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+            // The registration for wake-ups lives only until a frame arrives: the handler
+            // that frame runs (inline, on this task) usually queues an answer, and a waiter
+            // still registered would make this task wake itself for it. The queue is checked
+            // at the top of the next turn anyway.
+            let received = {
+                let notified = session.changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
 
-            let (closed, pong_awaited) = {
-                let mut state = session.state();
-                std::mem::swap(&mut state.queue, &mut batch);
-                (state.closed.is_some(), state.pong_deadline.is_some())
-            };
-            if beat == Beat::Pong && !pong_awaited {
-                beat = Beat::Ping;
-                timer.as_mut().reset(session.next_ping());
-            }
-            if !batch.is_empty() {
-                // The heartbeat goes on while a slow client takes its time.
-                let written = {
-                    let write = write_batch(session, &mut ws, &mut batch);
-                    tokio::pin!(write);
-                    loop {
-                        tokio::select! {
-                            biased;
-                            written = &mut write => break matches!(written, Ok(Ok(()))),
-                            () = &mut timer, if beat != Beat::Off => beat = beat.on_timer(session, timer.as_mut()),
-                        }
-                    }
-                };
-                if !written {
-                    session.close(CloseReason::TransportError, LastPacket::Close);
-                    break;
-                }
-                shrink_after_burst(&mut batch);
-                // Hand the emptied buffer back to the queue unless something was queued
-                // meanwhile: an idle session then keeps one buffer, not two.
-                let mut state = session.state();
-                if state.queue.capacity() == 0 {
+                let (closed, pong_awaited) = {
+                    let mut state = session.state();
                     std::mem::swap(&mut state.queue, &mut batch);
+                    (state.closed.is_some(), state.pong_deadline.is_some())
+                };
+                if beat == Beat::Pong && !pong_awaited {
+                    beat = Beat::Ping;
+                    timer.as_mut().reset(session.next_ping());
                 }
-            }
-            if closed {
-                close_ws(&mut ws, None).await;
-                break;
-            }
-
-            tokio::select! {
-                msg = ws.next() => if let Err((reason, code)) = on_ws_message(session, msg) {
-                    match code {
-                        Some(code) => {
-                            let frame = CloseFrame { code, reason: Utf8Bytes::default() };
-                            close_ws(&mut ws, Some(frame)).await;
+                if !batch.is_empty() {
+                    // The heartbeat goes on while a slow client takes its time.
+                    let written = {
+                        let write = write_batch(session, &mut ws, &mut batch);
+                        tokio::pin!(write);
+                        loop {
+                            tokio::select! {
+                                biased;
+                                written = &mut write => break matches!(written, Ok(Ok(()))),
+                                () = &mut timer, if beat != Beat::Off => beat = beat.on_timer(session, timer.as_mut()),
+                            }
                         }
-                        // Sends the answer tungstenite queued to the client's close frame.
-                        None => {
-                            let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-                                let _ = ws.flush().await;
-                                flush_gathered(&mut ws).await;
-                            })
-                            .await;
-                        }
+                    };
+                    if !written {
+                        session.close(CloseReason::TransportError, LastPacket::Close);
+                        break;
                     }
-                    session.close(reason, LastPacket::Close);
+                    shrink_after_burst(&mut batch);
+                    // Hand the emptied buffer back to the queue unless something was queued
+                    // meanwhile: an idle session then keeps one buffer, not two.
+                    let mut state = session.state();
+                    if state.queue.capacity() == 0 {
+                        std::mem::swap(&mut state.queue, &mut batch);
+                    }
+                }
+                if closed {
+                    close_ws(&mut ws, None).await;
                     break;
-                },
-                _ = &mut notified => {}
-                () = &mut timer, if beat != Beat::Off => beat = beat.on_timer(session, timer.as_mut()),
+                }
+
+                tokio::select! {
+                    msg = ws.next() => Some(msg),
+                    _ = &mut notified => None,
+                    () = &mut timer, if beat != Beat::Off => {
+                        beat = beat.on_timer(session, timer.as_mut());
+                        None
+                    }
+                }
+            };
+            let Some(msg) = received else { continue };
+            if let Err((reason, code)) = on_ws_message(session, msg) {
+                match code {
+                    Some(code) => {
+                        let frame = CloseFrame {
+                            code,
+                            reason: Utf8Bytes::default(),
+                        };
+                        close_ws(&mut ws, Some(frame)).await;
+                    }
+                    // Sends the answer tungstenite queued to the client's close frame.
+                    None => {
+                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                            let _ = ws.flush().await;
+                            flush_gathered(&mut ws).await;
+                        })
+                        .await;
+                    }
+                }
+                session.close(reason, LastPacket::Close);
+                break;
             }
         }
     }

@@ -371,11 +371,11 @@ async fn engine_get(
     }
     match (param(&query, "transport"), param(&query, "sid")) {
         (Some("websocket"), None) => match upgrade {
-            // Small buffers, as Ferrio (2 KiB) and socketioxide (4 KiB) use: tungstenite's
-            // default read buffer is 128 KiB per socket, zero-filled before each read.
+            // A small read buffer, as Ferrio (2 KiB) and socketioxide (4 KiB) use:
+            // tungstenite's default is 128 KiB per socket, zero-filled before each read. The
+            // write buffer keeps its default, so `write_queued` sends a batch in one write.
             Ok(upgrade) => upgrade
                 .read_buffer_size(4096)
-                .write_buffer_size(0)
                 .on_upgrade(move |socket| run_websocket(app, socket)),
             Err(rejection) => rejection.into_response(),
         },
