@@ -83,20 +83,21 @@ impl LoadConfig {
     }
 }
 
+impl LoadConfig {
+    /// Opens `n` WebSocket sockets on `/`, [`CONNECT_PARALLELISM`] handshakes at a time, each
+    /// within the timeout.
+    async fn connect_ws(&self, n: usize) -> Result<Vec<WsClient>, BoxError> {
+        connect_many(self.addr, &self.path, n, CONNECT_PARALLELISM, self.timeout).await
+    }
+}
+
 /// Runs `scenario` and returns its result object.
 pub(crate) async fn run(scenario: &str, config: LoadConfig) -> Result<Value, BoxError> {
     let mut marks = Marks::new();
     match scenario {
         "idle" => idle(&config, &mut marks).await,
         "echo" => {
-            let clients = connect_many(
-                config.addr,
-                &config.path,
-                config.clients,
-                CONNECT_PARALLELISM,
-                config.timeout,
-            )
-            .await?;
+            let clients = config.connect_ws(config.clients).await?;
             echo_loop(clients, &config, &mut marks).await
         }
         "polling" => {
@@ -142,14 +143,7 @@ impl Marks {
 async fn idle(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxError> {
     marks.mark("baseline").await?;
     let started = Instant::now();
-    let clients = connect_many(
-        config.addr,
-        &config.path,
-        config.sockets,
-        CONNECT_PARALLELISM,
-        config.timeout,
-    )
-    .await?;
+    let clients = config.connect_ws(config.sockets).await?;
     let connect_secs = started.elapsed().as_secs_f64();
     // Keep answering pings while the runner measures.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -434,14 +428,7 @@ impl Counters {
 /// Fan-out: one socket asks for a burst of `messages` broadcasts; every socket (the sender
 /// too) must receive each one. One warm-up burst, then `rounds` measured ones.
 async fn fanout(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxError> {
-    let clients = connect_many(
-        config.addr,
-        &config.path,
-        config.sockets,
-        CONNECT_PARALLELISM,
-        config.timeout,
-    )
-    .await?;
+    let clients = config.connect_ws(config.sockets).await?;
     let expected: Arc<str> = format!("42[\"bcast\",{}]", config.payload).into();
     let counter = DeliveryCounter::new(config.timeout);
     let (counters, tasks) = spawn_counters(clients, expected, &counter);
@@ -482,14 +469,7 @@ async fn fanout(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxErro
 /// keep-alive connections send `requests` `POST /emit` to that room; every socket must
 /// receive every event.
 async fn http_emit(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxError> {
-    let mut clients = connect_many(
-        config.addr,
-        &config.path,
-        config.sockets,
-        CONNECT_PARALLELISM,
-        config.timeout,
-    )
-    .await?;
+    let mut clients = config.connect_ws(config.sockets).await?;
     {
         let mut joins = futures_util::stream::FuturesUnordered::new();
         for client in &mut clients {
