@@ -71,6 +71,20 @@ impl PreparedMessage {
     pub fn binary(data: impl Into<Bytes>) -> Self {
         Self(Frame::Binary(data.into()))
     }
+
+    /// The message as a client receives it (text without its `4` packet type), sharing the
+    /// buffer.
+    pub fn to_message(&self) -> Message {
+        match &self.0 {
+            Frame::Text(text) => {
+                let bytes = Bytes::from(text.clone()).slice(1..);
+                let text = Utf8Bytes::try_from(bytes)
+                    .expect("a prepared text message is UTF-8 after its ASCII packet type");
+                Message::Text(crate::Utf8Bytes(text))
+            }
+            Frame::Binary(data) => Message::Binary(data.clone()),
+        }
+    }
 }
 
 impl From<Message> for PreparedMessage {

@@ -1,16 +1,17 @@
 //! One client connection: the Engine.IO handler of the Socket.IO layer, which decodes
 //! packets and routes them to the namespaces the client joined.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ferrio_engine::{CloseReason, EngineHandler, Message, Socket as EngineSocket};
+use ferrio_engine::{CloseReason, EngineHandler, Message, Sid, Socket as EngineSocket};
 use tokio::task::AbortHandle;
 
+use crate::connect::connect;
 use crate::error::DisconnectReason;
-use crate::io::Server;
 use crate::parser::{Incoming, PendingBinary};
-use crate::payload::Payload;
-use crate::socket::{Inbound, SocketInner, SocketRef};
+use crate::server::Server;
+use crate::socket::{Inbound, SocketRef};
 
 /// The Socket.IO state of one connection, attached to its Engine.IO session.
 #[derive(Default)]
@@ -32,6 +33,14 @@ struct ClientState {
     closed: bool,
 }
 
+/// Why a connection may not connect to a namespace now.
+pub(crate) enum Refused {
+    /// The connection is closing.
+    Closed,
+    /// It joined the namespace already, or is joining it.
+    Duplicate,
+}
+
 impl Client {
     fn state(&self) -> MutexGuard<'_, ClientState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -39,6 +48,41 @@ impl Client {
 
     fn socket(&self, nsp: &str) -> Option<SocketRef> {
         self.state().sockets.iter().find(|s| s.ns() == nsp).cloned()
+    }
+
+    /// Notes a CONNECT for `nsp`, unless the connection is closing or asked already.
+    pub(crate) fn begin_connect(&self, nsp: &str) -> Result<(), Refused> {
+        let mut state = self.state();
+        if state.closed {
+            return Err(Refused::Closed);
+        }
+        let joined = state.sockets.iter().any(|s| s.ns() == nsp);
+        if joined || state.connecting.iter().any(|n| n == nsp) {
+            return Err(Refused::Duplicate);
+        }
+        state.connecting.push(nsp.to_owned());
+        Ok(())
+    }
+
+    /// A CONNECT for `nsp` that was refused.
+    pub(crate) fn end_connect(&self, nsp: &str) {
+        self.state().connecting.retain(|n| n != nsp);
+    }
+
+    /// Registers an admitted socket; false if the connection closed meanwhile.
+    pub(crate) fn admit(&self, nsp: &str, socket: &SocketRef) -> bool {
+        let mut state = self.state();
+        state.connecting.retain(|n| n != nsp);
+        // Usually the only connect of the connection: give its room back.
+        state.connecting.shrink_to_fit();
+        if state.closed {
+            return false;
+        }
+        state.sockets.push(socket.clone());
+        if let Some(timer) = state.connect_timer.take() {
+            timer.abort();
+        }
+        true
     }
 }
 
@@ -52,7 +96,7 @@ pub(crate) fn close_connection(engine: &EngineSocket, reason: DisconnectReason) 
 
 /// Forgets a socket that left its namespace (by id: the client may already have joined the
 /// namespace again with a new socket).
-pub(crate) fn forget_socket(engine: &EngineSocket, sid: ferrio_engine::Sid) {
+pub(crate) fn forget_socket(engine: &EngineSocket, sid: Sid) {
     if let Some(client) = engine.attached::<Client>() {
         client.state().sockets.retain(|s| s.id() != sid);
     }
@@ -70,98 +114,30 @@ impl SocketIoHandler {
     }
 
     fn handle(&self, engine: &EngineSocket, client: &Client, packet: Incoming) {
-        match packet {
-            Incoming::Connect { nsp, auth } => self.connect(engine, client, nsp.into_owned(), auth),
-            Incoming::Disconnect { nsp } => match client.socket(&nsp) {
-                Some(socket) => socket.receive(Inbound::Disconnect),
-                None => self.parse_error(engine, &"DISCONNECT for a namespace not joined"),
-            },
+        let (nsp, inbound) = match packet {
+            Incoming::Connect { nsp, auth } => {
+                return connect(&self.server, engine, client, nsp.into_owned(), auth);
+            }
+            Incoming::Disconnect { nsp } => (nsp, Inbound::Disconnect),
             Incoming::Event {
                 nsp,
                 id,
                 event,
                 args,
-            } => match client.socket(&nsp) {
-                Some(socket) => socket.receive(Inbound::Event { event, args, id }),
-                None => self.parse_error(engine, &"EVENT for a namespace not joined"),
-            },
-            Incoming::Ack { nsp, id, args } => match client.socket(&nsp) {
-                Some(socket) => socket.receive(Inbound::Ack { id, args }),
-                None => self.parse_error(engine, &"ACK for a namespace not joined"),
-            },
-        }
-    }
-
-    fn connect(&self, engine: &EngineSocket, client: &Client, nsp: String, auth: Option<Payload>) {
-        {
-            let mut state = client.state();
-            if state.closed {
-                return;
-            }
-            let joined = state.sockets.iter().any(|s| s.ns() == nsp);
-            if joined || state.connecting.contains(&nsp) {
-                drop(state);
-                return self.parse_error(engine, &"second CONNECT for a namespace");
-            }
-            state.connecting.push(nsp.clone());
-        }
-        let parser = self.server.shared.parser;
-        let Some(ns) = self.server.resolve(&nsp) else {
-            client.state().connecting.retain(|n| *n != nsp);
-            if let Ok(packet) = parser.connect_error(&nsp, "Invalid namespace", None) {
-                let _ = packet.send(engine);
-            }
-            return;
+            } => (nsp, Inbound::Event { event, args, id }),
+            Incoming::Ack { nsp, id, args } => (nsp, Inbound::Ack { id, args }),
         };
-        let auth = auth.unwrap_or_else(Payload::empty_object);
-        let socket = SocketInner::new(ns.clone(), engine.clone(), auth);
-        let (admit_engine, refuse_engine) = (engine.clone(), engine.clone());
-        let (admit_nsp, refuse_nsp) = (nsp.clone(), nsp);
-        ns.connect(
-            socket,
-            move |socket| {
-                let Some(client) = admit_engine.attached::<Client>() else {
-                    return false;
-                };
-                {
-                    let mut state = client.state();
-                    state.connecting.retain(|n| *n != admit_nsp);
-                    // Usually the only connect of the connection: give its room back.
-                    state.connecting.shrink_to_fit();
-                    if state.closed {
-                        return false;
-                    }
-                    state.sockets.push(socket.clone());
-                    if let Some(timer) = state.connect_timer.take() {
-                        timer.abort();
-                    }
-                }
-                let reply = parser.connect(&admit_nsp, socket.id().as_str(), None);
-                reply.send(&admit_engine).is_ok()
-            },
-            move |refusal| {
-                if let Some(client) = refuse_engine.attached::<Client>() {
-                    client.state().connecting.retain(|n| *n != refuse_nsp);
-                }
-                match parser.connect_error(&refuse_nsp, &refusal.message, refusal.data.as_deref()) {
-                    Ok(packet) => {
-                        let _ = packet.send(&refuse_engine);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot encode a connect refusal"),
-                }
-            },
-        );
+        match client.socket(&nsp) {
+            Some(socket) => socket.receive(inbound),
+            None => self.parse_error(engine, &"a packet for a namespace not joined"),
+        }
     }
 }
 
 impl EngineHandler for SocketIoHandler {
     fn on_open(&self, engine: &EngineSocket) {
         let client = Client::default();
-        if self
-            .server
-            .closing
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
+        if self.server.closing.load(Ordering::Acquire) {
             client.state().close_reason = Some(DisconnectReason::ServerShuttingDown);
             let _ = engine.attach(client);
             engine.close();

@@ -1,6 +1,10 @@
-//! Errors of the Socket.IO layer.
+//! Errors of the Socket.IO layer. A leaf module: it imports nothing else of the crate, so
+//! every other module (the adapter seam included) may use it.
 
+use std::borrow::Cow;
+use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 
 use ferrio_protocol::socketio::EncodeError;
 
@@ -74,7 +78,7 @@ pub enum EmitError {
     /// The socket is disconnected.
     Closed,
     /// The adapter could not deliver the broadcast (a distributed adapter lost its broker).
-    Adapter(crate::adapter::AdapterError),
+    Adapter(AdapterError),
     /// The event name is reserved by the protocol (`connect`, `disconnect`...): clients drop
     /// the connection on such an event.
     ReservedEvent(String),
@@ -139,7 +143,14 @@ impl fmt::Display for AckError {
     }
 }
 
-impl std::error::Error for AckError {}
+impl std::error::Error for AckError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Emit(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// A connect middleware's refusal: the client gets a `connect_error` with this message and,
 /// when set, this data.
@@ -202,3 +213,103 @@ impl From<String> for ConnectRefusal {
         Self::new(message)
     }
 }
+
+/// An adapter operation that failed: what kind of failure, a message, and the error that
+/// caused it (a broker's I/O error...) as its [`source`](StdError::source).
+///
+/// Cheap to clone (the source is shared), so one failure can be reported to every caller
+/// waiting on the same operation.
+#[derive(Debug, Clone)]
+pub struct AdapterError {
+    kind: AdapterErrorKind,
+    message: Cow<'static, str>,
+    source: Option<Arc<dyn StdError + Send + Sync>>,
+}
+
+/// What kind of failure an [`AdapterError`] is, for callers that decide what to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdapterErrorKind {
+    /// The broker or the other servers could not be reached.
+    Unavailable,
+    /// The other servers did not answer in time.
+    Timeout,
+    /// Something could not be encoded for the other servers.
+    Encode,
+    /// Something received from the other servers could not be decoded.
+    Decode,
+    /// The adapter was closed.
+    Closed,
+    /// Anything else.
+    Other,
+}
+
+impl AdapterError {
+    /// An error of `kind` with a message.
+    pub fn new(kind: AdapterErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error, caused by `source`.
+    pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> AdapterErrorKind {
+        self.kind
+    }
+
+    /// The message, without the source.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for AdapterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl StdError for AdapterError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn StdError + 'static))
+    }
+}
+
+/// A namespace pattern that is not a valid regular expression
+/// ([`Io::dyn_ns`](crate::Io::dyn_ns)).
+#[derive(Debug, Clone)]
+pub struct InvalidPattern {
+    pattern: String,
+    reason: String,
+}
+
+impl InvalidPattern {
+    pub(crate) fn new(pattern: &str, reason: impl fmt::Display) -> Self {
+        Self {
+            pattern: pattern.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for InvalidPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid namespace pattern {:?}: {}",
+            self.pattern, self.reason
+        )
+    }
+}
+
+impl StdError for InvalidPattern {}

@@ -5,11 +5,11 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 
-use crate::ack::AckSender;
 use crate::error::DisconnectReason;
 use crate::handler::{FromConnectParts, FromDisconnectParts, FromEventParts, log_error};
 use crate::io::Io;
 use crate::payload::{Payload, PayloadError};
+use crate::socket::AckSender;
 use crate::socket::SocketRef;
 
 /// An event as it reaches an event handler's extractors.

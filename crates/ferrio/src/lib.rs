@@ -84,42 +84,56 @@
 // Library code never unwraps: peer-controlled data must not be able to panic it.
 #![warn(clippy::unwrap_used)]
 
+// Leaf modules first: they import nothing else of the crate but each other, in this order.
 mod ack;
-pub mod adapter;
-#[cfg(feature = "axum")]
-mod axum;
-mod client;
 mod error;
+mod parser;
+mod payload;
+// The adapter seam imports only the leaves above.
+pub mod adapter;
+// The Socket.IO server, on top of the seam.
+mod builder;
+mod client;
+mod connect;
 mod extract;
 pub mod handler;
 mod io;
-mod layer;
 mod namespace;
 mod operators;
-mod parser;
-mod payload;
+mod registry;
+mod server;
 mod socket;
+// The tower and axum glue.
+#[cfg(feature = "axum")]
+mod axum;
+mod layer;
 
-pub use ack::{AckFuture, AckSender, BroadcastAckFuture};
+pub use ack::{AckFuture, AckResult, BroadcastAckFuture};
 pub use adapter::{IntoRooms, Room};
 #[cfg(feature = "axum")]
 pub use axum::MissingIo;
+pub use builder::IoBuilder;
 /// Binary data: a `Bytes` anywhere in an event's arguments travels as binary.
 pub use bytes::Bytes;
-pub use error::{AckError, ConnectRefusal, DisconnectReason, EmitError};
+pub use error::{
+    AckError, AdapterError, ConnectRefusal, DisconnectReason, EmitError, InvalidPattern,
+};
 pub use extract::{
     Args, Data, Event, EventParts, Extension, MissingExtension, MissingState, ServerGone, State,
     TryData,
 };
-pub use ferrio_engine::{Cors, EngineIoConfig, Handshake, ResponseFuture, Sid, Transport};
+pub use ferrio_engine::{
+    Cors, EngineIo, EngineIoConfig, Handshake, NotFound, ResponseBody, ResponseFuture, Sid,
+    Transport,
+};
 pub use handler::ConnectHandler;
-pub use io::{Io, IoBuilder};
+pub use io::Io;
 pub use layer::{SocketIoLayer, SocketIoService};
 pub use namespace::NamespaceRef;
-pub use operators::BroadcastOperator;
+pub use operators::{BroadcastOperator, RemoteSocket};
 pub use parser::Parser;
 pub use payload::{Arg, Payload, PayloadError};
-pub use socket::SocketRef;
+pub use socket::{AckSender, SocketRef};
 
 // The code of the README and the guides compiles as part of the test suite.
 #[cfg(doctest)]

@@ -1,5 +1,8 @@
-//! Namespaces: the sockets of one name, their connect handler and middlewares, and their
-//! adapter.
+//! Namespaces: the sockets of one name on this server, their connect handler and
+//! middlewares, their adapter, and handlers of events from other servers.
+//!
+//! A namespace is the [`LocalSockets`] its adapter reaches: the dependency between the two
+//! goes one way, from here to the adapter seam.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -9,16 +12,23 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
 use ferrio_engine::Sid;
+use serde::Serialize;
+use tokio::sync::OnceCell;
 
-use crate::adapter::{Adapter, AdapterContext};
-use futures_util::FutureExt;
-
-use crate::error::{ConnectRefusal, DisconnectReason};
-use crate::handler::{BoxedMiddleware, Guarded, run};
-use crate::io::{Server, Shared};
+use crate::ack::AckFuture;
+use crate::adapter::{
+    Adapter, AdapterContext, AdapterError, AdapterErrorKind, BroadcastPacket, HandshakeData,
+    LocalSockets, Recipients, RemoteSocketData, ServerAck,
+};
+use crate::handler::Guarded;
 use crate::operators::{BroadcastOperator, operator_entry_points};
 use crate::parser::Parser;
-use crate::socket::{SocketInner, SocketRef};
+use crate::payload::Payload;
+use crate::server::{Server, Shared};
+use crate::socket::SocketRef;
+
+/// A handler of a server-side event ([`NamespaceRef::on_server_event`]).
+type ServerEventHandler = Arc<dyn Fn(Payload, ServerAck) + Send + Sync>;
 
 pub(crate) struct Namespace {
     pub(crate) name: Arc<str>,
@@ -27,6 +37,10 @@ pub(crate) struct Namespace {
     setup: RwLock<Guarded>,
     sockets: RwLock<HashMap<Sid, SocketRef>>,
     pub(crate) adapter: Arc<dyn Adapter>,
+    /// How the adapter's `init` went, once it ran.
+    ready: OnceCell<Result<(), AdapterError>>,
+    /// Handlers of events other servers emit, by event name.
+    server_events: RwLock<Vec<(String, ServerEventHandler)>>,
     /// Ack ids, shared by the namespace's sockets so one broadcast can use one id for all.
     ack_ids: AtomicU64,
     /// Sockets whose connect middlewares are still running.
@@ -44,8 +58,9 @@ impl Namespace {
         dynamic: bool,
     ) -> Arc<Self> {
         let name: Arc<str> = Arc::from(name);
-        Arc::new_cyclic(|weak: &Weak<Namespace>| {
-            let adapter = (shared.adapter)(AdapterContext::new(name.clone(), weak.clone()));
+        let ns = Arc::new_cyclic(|weak: &Weak<Namespace>| {
+            let sockets = weak.clone() as Weak<dyn LocalSockets>;
+            let adapter = (shared.adapter)(AdapterContext::new(name.clone(), sockets));
             Self {
                 name,
                 shared,
@@ -53,11 +68,41 @@ impl Namespace {
                 setup: RwLock::new(setup),
                 sockets: RwLock::default(),
                 adapter,
+                ready: OnceCell::new(),
+                server_events: RwLock::default(),
                 ack_ids: AtomicU64::new(0),
                 connecting: AtomicUsize::new(0),
                 dynamic: AtomicBool::new(dynamic),
             }
-        })
+        });
+        // A static namespace starts its adapter now when it can (it may hear from other
+        // servers before any client comes); otherwise the first connect or `Io::ready` does.
+        if !dynamic {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                // Weak: a server dropped before the task runs is not kept alive by it.
+                let starting = Arc::downgrade(&ns);
+                drop(runtime.spawn(async move {
+                    if let Some(ns) = starting.upgrade() {
+                        let _ = ns.ready().await;
+                    }
+                }));
+            }
+        }
+        ns
+    }
+
+    /// Runs the adapter's `init` once; later calls get its outcome.
+    pub(crate) async fn ready(&self) -> Result<(), AdapterError> {
+        self.ready
+            .get_or_init(|| async {
+                let result = self.adapter.init().await;
+                if let Err(e) = &result {
+                    tracing::error!(ns = %self.name, error = %e, "the adapter failed to start");
+                }
+                result
+            })
+            .await
+            .clone()
     }
 
     pub(crate) fn parser(&self) -> Parser {
@@ -76,10 +121,29 @@ impl Namespace {
         self.dynamic.store(false, Ordering::Release);
     }
 
-    /// Counts a socket that starts connecting ([`Server::resolve`]); [`Namespace::connect`]
-    /// ends the count.
+    pub(crate) fn is_dynamic(&self) -> bool {
+        self.dynamic.load(Ordering::Acquire)
+    }
+
+    /// Counts a socket that starts connecting ([`Registry::resolve`](crate::registry::Registry::resolve));
+    /// [`end_connect`](Self::end_connect) ends the count.
     pub(crate) fn begin_connect(&self) {
         self.connecting.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Ends a connect's count, admitting its socket when `admitted` is given.
+    pub(crate) fn end_connect(self: &Arc<Self>, admitted: Option<&SocketRef>) {
+        if let Some(socket) = admitted {
+            self.sockets_mut().insert(socket.id(), socket.clone());
+        }
+        self.connecting.fetch_sub(1, Ordering::AcqRel);
+        if admitted.is_none() {
+            self.forget_if_unused();
+        }
+    }
+
+    pub(crate) fn setup(&self) -> Guarded {
+        self.setup.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn set_setup(&self, setup: Guarded) {
@@ -98,10 +162,6 @@ impl Namespace {
         self.sockets().get(&sid).cloned()
     }
 
-    pub(crate) fn with_sockets<R>(&self, f: impl FnOnce(&HashMap<Sid, SocketRef>) -> R) -> R {
-        f(&self.sockets())
-    }
-
     pub(crate) fn len(&self) -> usize {
         self.sockets().len()
     }
@@ -118,11 +178,18 @@ impl Namespace {
         }
     }
 
-    /// Drops a dynamic namespace without sockets from the server.
-    pub(crate) fn forget_if_unused(self: &Arc<Self>) {
-        if self.dynamic.load(Ordering::Acquire) && self.is_empty() {
-            if let Some(server) = self.server.upgrade() {
-                server.forget_dynamic(self);
+    /// Drops a dynamic namespace without sockets from the server, and closes its adapter.
+    fn forget_if_unused(self: &Arc<Self>) {
+        if !self.is_dynamic() || !self.is_empty() {
+            return;
+        }
+        let Some(server) = self.server.upgrade() else {
+            return;
+        };
+        if server.registry.forget_if_unused(self) {
+            let adapter = self.adapter.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                drop(runtime.spawn(async move { adapter.close().await }));
             }
         }
     }
@@ -132,73 +199,137 @@ impl Namespace {
         self.sockets().is_empty() && self.connecting.load(Ordering::Acquire) == 0
     }
 
-    /// Runs the connect middlewares for a new socket (counted by [`Namespace::begin_connect`]),
-    /// then admits it or refuses it. `admit` registers the socket with its client and queues
-    /// the CONNECT reply (false if the connection is gone meanwhile); `refuse` reports the
-    /// refusal to the client. A middleware that panics refuses the socket.
-    ///
-    /// Packets the client sends once admitted wait until the connect handler has run (it
-    /// registers the event handlers), even when a middleware made the flow leave the
-    /// connection's task.
-    pub(crate) fn connect(
-        self: &Arc<Self>,
-        socket: Arc<SocketInner>,
-        admit: impl FnOnce(&SocketRef) -> bool + Send + 'static,
-        refuse: impl FnOnce(ConnectRefusal) + Send + 'static,
-    ) {
-        let setup = self.setup.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let ns = self.clone();
-        let socket = SocketRef(socket);
-        run(async move {
-            for middleware in &setup.middlewares {
-                if let Err(refusal) = guarded_middleware(middleware, &socket).await {
-                    socket.0.refused();
-                    ns.connecting.fetch_sub(1, Ordering::AcqRel);
-                    ns.forget_if_unused();
-                    refuse(refusal);
-                    return;
-                }
-            }
-            socket.0.mark_connected();
-            let admitted = admit(&socket);
-            if admitted {
-                ns.sockets_mut().insert(socket.id(), socket.clone());
-            }
-            ns.connecting.fetch_sub(1, Ordering::AcqRel);
-            if !admitted {
-                socket.close_with(DisconnectReason::TransportClose);
-                return;
-            }
-            let handler = setup.handler.clone();
-            let connected = socket.clone();
-            if panic::catch_unwind(AssertUnwindSafe(move || handler(connected))).is_err() {
-                tracing::error!(ns = %ns.name, socket = %socket.id(), "the connect handler panicked");
-                crate::client::close_connection(&socket.0.engine, DisconnectReason::TransportError);
-            }
-            socket.mark_ready();
-        });
-    }
-
     pub(crate) fn operator(self: &Arc<Self>) -> BroadcastOperator {
         BroadcastOperator::new(self.clone())
     }
+
+    /// The sockets `to` names, collected so the caller acts on them outside the lock.
+    fn collect(&self, to: Recipients<'_>) -> Vec<SocketRef> {
+        let mut out = Vec::new();
+        self.for_each(to, |socket| out.push(socket.clone()));
+        out
+    }
+
+    /// Runs `f` on the sockets `to` names, under the read lock of the socket map.
+    fn for_each(&self, to: Recipients<'_>, mut f: impl FnMut(&SocketRef)) {
+        let sockets = self.sockets();
+        match to {
+            Recipients::All(keep) => sockets
+                .iter()
+                .filter(|(sid, _)| keep(**sid))
+                .for_each(|(_, socket)| f(socket)),
+            Recipients::Only(sids) => sids.iter().filter_map(|sid| sockets.get(sid)).for_each(f),
+        }
+    }
 }
 
-/// Runs one connect middleware; a panic (in it or in its future) refuses the socket.
-async fn guarded_middleware(
-    middleware: &BoxedMiddleware,
-    socket: &SocketRef,
-) -> Result<(), ConnectRefusal> {
-    let failed = || ConnectRefusal::new("internal error");
-    let Ok(verdict) = panic::catch_unwind(AssertUnwindSafe(|| middleware(socket))) else {
-        tracing::error!(ns = socket.ns(), socket = %socket.id(), "a connect middleware panicked");
-        return Err(failed());
-    };
-    match AssertUnwindSafe(verdict).catch_unwind().await {
-        Ok(verdict) => verdict,
-        Err(_) => {
-            tracing::error!(ns = socket.ns(), socket = %socket.id(), "a connect middleware panicked");
-            Err(failed())
+impl LocalSockets for Namespace {
+    fn parser(&self) -> Parser {
+        self.shared.parser
+    }
+
+    fn ack_timeout(&self) -> Duration {
+        self.shared.ack_timeout
+    }
+
+    fn socket_ids(&self) -> Vec<Sid> {
+        self.sockets().keys().copied().collect()
+    }
+
+    fn send(&self, to: Recipients<'_>, packet: &BroadcastPacket, volatile: bool) -> usize {
+        let mut sent = 0;
+        // Queueing a packet never calls back into the namespace, so it runs under the lock.
+        self.for_each(to, |socket| {
+            if volatile && socket.0.engine.buffered() > 0 {
+                return;
+            }
+            match socket.send_encoded(&packet.encoded) {
+                Ok(()) => sent += 1,
+                Err(e) if !volatile => {
+                    tracing::warn!(socket = %socket.id(), error = %e, "broadcast not delivered");
+                }
+                Err(_) => {}
+            }
+        });
+        sent
+    }
+
+    fn send_with_ack(
+        &self,
+        to: Recipients<'_>,
+        packet: &BroadcastPacket,
+        timeout: Duration,
+    ) -> Vec<(Sid, AckFuture)> {
+        // Ack ids are this namespace's: a packet from elsewhere is encoded again with one.
+        let (own, id);
+        let packet = match packet.own_ack_id() {
+            Some(own_id) => {
+                id = own_id;
+                packet
+            }
+            None => {
+                id = self.next_ack_id();
+                match packet.with_ack_id(Some(id)) {
+                    Ok(encoded) => {
+                        own = encoded;
+                        &own
+                    }
+                    Err(e) => {
+                        tracing::warn!(ns = %self.name, error = %e, "cannot encode a broadcast");
+                        return Vec::new();
+                    }
+                }
+            }
+        };
+        let mut acks = Vec::new();
+        self.for_each(to, |socket| {
+            if let Some(ack) = socket.send_asking(packet, id, timeout) {
+                acks.push((socket.id(), ack));
+            }
+        });
+        acks
+    }
+
+    fn describe(&self, to: Recipients<'_>) -> Vec<RemoteSocketData> {
+        self.collect(to)
+            .iter()
+            .map(|socket| {
+                let auth = socket.auth().get(0).unwrap_or_default();
+                RemoteSocketData {
+                    id: socket.id(),
+                    handshake: HandshakeData::new(socket.handshake(), auth),
+                    rooms: Vec::new(),
+                    data: socket.data_value(),
+                }
+            })
+            .collect()
+    }
+
+    fn disconnect(&self, to: Recipients<'_>, close: bool) {
+        // Leaving takes the socket map's write lock: act outside the read lock.
+        for socket in self.collect(to) {
+            if close {
+                socket.close();
+            } else {
+                socket.disconnect();
+            }
+        }
+    }
+
+    fn server_event(&self, event: &str, args: Payload, ack: ServerAck) {
+        let handler = {
+            let handlers = self.server_events.read().unwrap_or_else(|e| e.into_inner());
+            handlers
+                .iter()
+                .find(|(name, _)| name == event)
+                .map(|(_, handler)| handler.clone())
+        };
+        let Some(handler) = handler else {
+            tracing::debug!(ns = %self.name, event, "no handler for a server-side event");
+            return;
+        };
+        if panic::catch_unwind(AssertUnwindSafe(|| handler(args, ack))).is_err() {
+            tracing::error!(ns = %self.name, event, "a server-side event handler panicked");
         }
     }
 }
@@ -211,7 +342,7 @@ impl fmt::Debug for Namespace {
     }
 }
 
-/// A handle to one namespace: its sockets, rooms and broadcasts.
+/// A handle to one namespace: its sockets, rooms and broadcasts, and events between servers.
 #[derive(Clone)]
 pub struct NamespaceRef(pub(crate) Arc<Namespace>);
 
@@ -240,19 +371,80 @@ impl NamespaceRef {
         self.0.operator()
     }
 
+    /// Waits until the namespace's adapter has started ([`Adapter::init`]), and reports how
+    /// that went.
+    pub async fn ready(&self) -> Result<(), AdapterError> {
+        self.0.ready().await
+    }
+
+    /// How many servers serve this namespace, this one included.
+    pub async fn server_count(&self) -> Result<usize, AdapterError> {
+        self.0.adapter.server_count().await
+    }
+
+    /// Handles the server-side event `event` that other servers of the cluster emit
+    /// ([`server_side_emit`](Self::server_side_emit)), replacing an earlier handler of that
+    /// event. The [`ServerAck`] answers an emit that waits for one.
+    ///
+    /// ```
+    /// # fn demo(io: ferrio::Io) {
+    /// io.of("/").unwrap().on_server_event("census", |_args, ack: ferrio::adapter::ServerAck| {
+    ///     let _ = ack.send(&42);
+    /// });
+    /// # }
+    /// ```
+    pub fn on_server_event<F>(&self, event: impl Into<String>, handler: F)
+    where
+        F: Fn(Payload, ServerAck) + Send + Sync + 'static,
+    {
+        let (event, handler) = (event.into(), Arc::new(handler) as ServerEventHandler);
+        let mut handlers = self
+            .0
+            .server_events
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        match handlers.iter_mut().find(|(name, _)| *name == event) {
+            Some(entry) => entry.1 = handler,
+            None => handlers.push((event, handler)),
+        }
+    }
+
     /// Sends an event with the elements of `args` as arguments to the other servers of the
-    /// cluster (through the adapter; nothing happens on a single server).
-    pub fn server_side_emit<A: serde::Serialize + ?Sized>(
+    /// cluster (not to clients); nothing happens on a single server.
+    pub fn server_side_emit<A: Serialize + ?Sized>(
         &self,
         event: &str,
         args: &A,
-    ) -> Result<(), crate::adapter::AdapterError> {
-        let args = crate::Payload::from_args(args)
-            .map_err(|e| crate::adapter::AdapterError(e.to_string()))?;
-        self.0.adapter.server_side_emit(event, &args)
+    ) -> Result<(), AdapterError> {
+        self.0.adapter.server_side_emit(event, server_args(args)?)
+    }
+
+    /// Like [`server_side_emit`](Self::server_side_emit), and collects one answer per other
+    /// server within the server's `ack_timeout`.
+    pub async fn server_side_emit_with_ack<A: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &A,
+    ) -> Result<Vec<Payload>, AdapterError> {
+        let args = server_args(args)?;
+        let timeout = self.0.ack_timeout();
+        self.0
+            .adapter
+            .server_side_emit_with_ack(event, args, timeout)
+            .await
     }
 
     operator_entry_points!();
+}
+
+fn server_args<A: Serialize + ?Sized>(args: &A) -> Result<Payload, AdapterError> {
+    Payload::from_args(args).map_err(|e| {
+        AdapterError::new(
+            AdapterErrorKind::Encode,
+            "cannot encode a server-side event",
+        )
+        .with_source(e)
+    })
 }
 
 impl fmt::Debug for NamespaceRef {

@@ -7,8 +7,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use ferrio_engine::Sid;
+use serde::de::DeserializeOwned;
+
 use crate::ack::BroadcastAckFuture;
-use crate::adapter::{AdapterError, BroadcastOptions, BroadcastPacket, IntoRooms, RemoteSocket};
+use crate::adapter::{
+    AdapterError, BroadcastOptions, BroadcastPacket, HandshakeData, IntoRooms, RemoteSocketData,
+    Room,
+};
 use crate::error::EmitError;
 use crate::namespace::Namespace;
 use crate::socket::SocketRef;
@@ -26,7 +32,6 @@ use crate::socket::SocketRef;
 pub struct BroadcastOperator {
     ns: Arc<Namespace>,
     opts: BroadcastOptions,
-    timeout: Option<Duration>,
 }
 
 impl BroadcastOperator {
@@ -34,7 +39,6 @@ impl BroadcastOperator {
         Self {
             ns,
             opts: BroadcastOptions::default(),
-            timeout: None,
         }
     }
 
@@ -61,7 +65,7 @@ impl BroadcastOperator {
 
     /// Reaches this server's sockets only (with a distributed adapter).
     pub fn local(mut self) -> Self {
-        self.opts.local = true;
+        self.opts.flags.local = true;
         self
     }
 
@@ -69,14 +73,14 @@ impl BroadcastOperator {
     /// them, a polling client between two polls) instead of queueing it: for data that is
     /// stale by the time it would arrive (positions, typing indicators).
     pub fn volatile(mut self) -> Self {
-        self.opts.volatile = true;
+        self.opts.flags.volatile = true;
         self
     }
 
     /// How long [`emit_with_ack`](Self::emit_with_ack) waits for the answers (default: the
     /// server's `ack_timeout`).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.opts.flags.timeout = Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
         self
     }
 
@@ -88,11 +92,8 @@ impl BroadcastOperator {
 
     /// Emits `event` with the elements of `args` as arguments.
     pub fn emit_args<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<(), EmitError> {
-        let encoded = self.ns.parser().event(&self.ns.name, None, event, args)?;
-        let packet = BroadcastPacket {
-            event: event.to_owned(),
-            encoded,
-        };
+        let packet =
+            BroadcastPacket::encode(self.ns.parser(), self.ns.name.clone(), event, None, args)?;
         self.ns
             .adapter
             .broadcast(packet, self.opts.clone())
@@ -115,14 +116,16 @@ impl BroadcastOperator {
         args: &A,
     ) -> Result<BroadcastAckFuture, EmitError> {
         let ns = &self.ns;
-        let encode = |id: u64| -> Result<BroadcastPacket, EmitError> {
-            Ok(BroadcastPacket {
-                event: event.to_owned(),
-                encoded: ns.parser().event(&ns.name, Some(id), event, args)?,
-            })
-        };
+        let id = ns.next_ack_id();
+        let packet = BroadcastPacket::asking(ns.parser(), ns.name.clone(), event, id, args)?;
+        let timeout = self
+            .opts
+            .flags
+            .timeout
+            .map_or(ns.ack_timeout(), Duration::from_millis);
         ns.adapter
-            .broadcast_with_ack(&encode, self.opts.clone(), self.timeout)
+            .broadcast_with_ack(packet, self.opts.clone(), timeout)
+            .map_err(EmitError::Adapter)
     }
 
     /// The targeted sockets connected to this server.
@@ -133,9 +136,14 @@ impl BroadcastOperator {
             .collect()
     }
 
-    /// The targeted sockets on every server.
+    /// The targeted sockets on every server, described, and able to be emitted to, moved
+    /// between rooms and disconnected wherever they are.
     pub async fn fetch_sockets(&self) -> Result<Vec<RemoteSocket>, AdapterError> {
-        self.ns.adapter.fetch_sockets(self.opts.clone()).await
+        let found = self.ns.adapter.fetch_sockets(self.opts.clone()).await?;
+        Ok(found
+            .into_iter()
+            .map(|data| RemoteSocket::new(self.ns.clone(), data))
+            .collect())
     }
 
     /// Makes every targeted socket join `rooms`.
@@ -168,8 +176,83 @@ impl fmt::Debug for BroadcastOperator {
         f.debug_struct("BroadcastOperator")
             .field("ns", &self.ns.name)
             .field("opts", &self.opts)
-            .field("timeout", &self.timeout)
             .finish()
+    }
+}
+
+/// A socket [`fetch_sockets`](BroadcastOperator::fetch_sockets) found, on this server or
+/// another: what its server said of it, and the operations that reach it wherever it is.
+#[derive(Clone)]
+pub struct RemoteSocket {
+    /// The socket's id.
+    pub id: Sid,
+    /// Its rooms, its own included.
+    pub rooms: Vec<Room>,
+    /// The request that opened its connection, and its CONNECT's auth.
+    pub handshake: HandshakeData,
+    /// The data it shares ([`SocketRef::set_data`]); `null` when none.
+    pub data: serde_json::Value,
+    ns: Arc<Namespace>,
+}
+
+impl RemoteSocket {
+    fn new(ns: Arc<Namespace>, data: RemoteSocketData) -> Self {
+        Self {
+            id: data.id,
+            rooms: data.rooms,
+            handshake: data.handshake,
+            data: data.data,
+            ns,
+        }
+    }
+
+    /// The shared data, deserialized.
+    pub fn data<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.data)
+    }
+
+    fn operator(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.ns.clone()).within(self.id)
+    }
+
+    /// Emits `event` with one argument to this socket, on whatever server it is.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.operator().emit(event, data)
+    }
+
+    /// Emits `event` with the elements of `args` as arguments to this socket.
+    pub fn emit_args<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<(), EmitError> {
+        self.operator().emit_args(event, args)
+    }
+
+    /// Makes the socket join `rooms`.
+    pub fn join(&self, rooms: impl IntoRooms) -> Result<(), AdapterError> {
+        self.operator().join(rooms)
+    }
+
+    /// Makes the socket leave `rooms`.
+    pub fn leave(&self, rooms: impl IntoRooms) -> Result<(), AdapterError> {
+        self.operator().leave(rooms)
+    }
+
+    /// Disconnects the socket from its namespace (its connection stays).
+    pub fn disconnect(&self) -> Result<(), AdapterError> {
+        self.operator().disconnect()
+    }
+
+    /// Closes the socket's whole connection.
+    pub fn close(&self) -> Result<(), AdapterError> {
+        self.operator().close()
+    }
+}
+
+impl fmt::Debug for RemoteSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteSocket")
+            .field("id", &self.id)
+            .field("rooms", &self.rooms)
+            .field("data", &self.data)
+            .finish_non_exhaustive()
     }
 }
 
@@ -242,7 +325,7 @@ macro_rules! operator_entry_points {
         /// Every socket, on every server.
         pub async fn fetch_sockets(
             &self,
-        ) -> Result<Vec<$crate::adapter::RemoteSocket>, $crate::adapter::AdapterError> {
+        ) -> Result<Vec<$crate::RemoteSocket>, $crate::adapter::AdapterError> {
             self.operator().fetch_sockets().await
         }
 

@@ -35,6 +35,26 @@ pub(crate) enum Encoded {
 }
 
 impl Encoded {
+    /// The packet as the messages a client receives.
+    pub(crate) fn messages(&self) -> Vec<Message> {
+        match self {
+            Self::One(message) => vec![message.to_message()],
+            Self::Many(messages) => messages.iter().map(PreparedMessage::to_message).collect(),
+        }
+    }
+
+    /// A packet from the messages a client receives.
+    pub(crate) fn from_messages(messages: Vec<Message>) -> Self {
+        let mut prepared: Vec<PreparedMessage> =
+            messages.into_iter().map(PreparedMessage::from).collect();
+        if prepared.len() == 1 {
+            if let Some(one) = prepared.pop() {
+                return Self::One(one);
+            }
+        }
+        Self::Many(prepared.into())
+    }
+
     pub(crate) fn send(&self, socket: &EngineSocket) -> Result<(), SendError<()>> {
         match self {
             Self::One(message) => socket.send_prepared(message),

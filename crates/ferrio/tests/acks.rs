@@ -233,9 +233,9 @@ async fn an_event_handler_can_await_the_clients_ack() {
     assert_eq!(client.text().await, r#"31["yes"]"#);
 }
 
-/// Answers of a broadcast with acks, by socket.
+/// Answers of a broadcast with acks, by socket (local answers always name their socket).
 fn by_socket(
-    results: Vec<(Sid, Result<Payload, AckError>)>,
+    results: Vec<(Option<Sid>, Result<Payload, AckError>)>,
 ) -> HashMap<Sid, Result<Value, String>> {
     results
         .into_iter()
@@ -246,7 +246,7 @@ fn by_socket(
                 Err(AckError::Disconnected) => Err("disconnected".to_owned()),
                 Err(e) => Err(e.to_string()),
             };
-            (sid, result)
+            (sid.expect("a local answer names its socket"), result)
         })
         .collect()
 }

@@ -3,20 +3,18 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::RwLock;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use ferrio_engine::Sid;
 
 use super::{
-    Adapter, AdapterContext, AdapterError, BoxFuture, BroadcastOptions, BroadcastPacket, IntoRoom,
-    RemoteSocket, Room,
+    Adapter, AdapterContext, AdapterError, BoxFuture, BroadcastAckFuture, BroadcastOptions,
+    BroadcastPacket, IntoRoom, Recipients, RemoteSocketData, Room,
 };
-use crate::ack::BroadcastAckFuture;
-use crate::error::EmitError;
-use crate::socket::SocketRef;
+use crate::payload::Payload;
 
-/// The in-memory adapter: rooms in this process, broadcasts to this server's sockets.
+/// The in-memory adapter: rooms in this process, operations on this server's sockets.
 ///
 /// A socket's own room is not stored: a room name that is the id of a connected socket
 /// names that socket. This keeps an idle socket's cost at zero room entries.
@@ -25,10 +23,82 @@ pub struct LocalAdapter {
     index: RwLock<RoomIndex>,
 }
 
+/// Who is in which room, both ways.
 #[derive(Default)]
 struct RoomIndex {
     rooms: HashMap<Room, HashSet<Sid>>,
     sockets: HashMap<Sid, HashSet<Room>>,
+}
+
+impl RoomIndex {
+    fn add(&mut self, sid: Sid, room: &Room) {
+        if room.as_ref() == sid.as_str() {
+            return; // its own room is implicit
+        }
+        self.rooms.entry(room.clone()).or_default().insert(sid);
+        self.sockets.entry(sid).or_default().insert(room.clone());
+    }
+
+    fn remove(&mut self, sid: Sid, room: &str) {
+        if let Some(set) = self.rooms.get_mut(room) {
+            set.remove(&sid);
+            if set.is_empty() {
+                self.rooms.remove(room);
+            }
+        }
+        if let Some(set) = self.sockets.get_mut(&sid) {
+            set.remove(room);
+            if set.is_empty() {
+                self.sockets.remove(&sid);
+            }
+        }
+    }
+
+    fn remove_all(&mut self, sid: Sid) {
+        let Some(rooms) = self.sockets.remove(&sid) else {
+            return;
+        };
+        for room in rooms {
+            if let Some(set) = self.rooms.get_mut(&room) {
+                set.remove(&sid);
+                if set.is_empty() {
+                    self.rooms.remove(&room);
+                }
+            }
+        }
+    }
+
+    /// Whether the socket is in one of `rooms` (its id names its own room).
+    fn in_any(&self, sid: Sid, rooms: &[Room]) -> bool {
+        rooms.iter().any(|room| {
+            room.as_ref() == sid.as_str() || self.rooms.get(room).is_some_and(|s| s.contains(&sid))
+        })
+    }
+
+    /// The sockets in any of `opts.rooms` and none of `opts.except`, each once. A room that
+    /// is a socket id names that socket (whether it is connected here is for the caller).
+    fn members(&self, opts: &BroadcastOptions) -> Vec<Sid> {
+        // One room cannot name a socket twice (its own room is never in the index), so the
+        // set that removes duplicates is only needed for several rooms.
+        let several = opts.rooms.len() > 1;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for room in &opts.rooms {
+            let own = Sid::parse(room);
+            let members = self
+                .rooms
+                .get(room)
+                .into_iter()
+                .flatten()
+                .chain(own.as_ref());
+            for &sid in members {
+                if !self.in_any(sid, &opts.except) && (!several || seen.insert(sid)) {
+                    out.push(sid);
+                }
+            }
+        }
+        out
+    }
 }
 
 impl LocalAdapter {
@@ -45,150 +115,81 @@ impl LocalAdapter {
         &self.ctx
     }
 
-    fn index(&self) -> std::sync::RwLockReadGuard<'_, RoomIndex> {
+    fn index(&self) -> RwLockReadGuard<'_, RoomIndex> {
         self.index.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn index_mut(&self) -> std::sync::RwLockWriteGuard<'_, RoomIndex> {
+    fn index_mut(&self) -> RwLockWriteGuard<'_, RoomIndex> {
         self.index.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn sockets_of(&self, opts: &BroadcastOptions) -> Vec<SocketRef> {
-        let Some(ns) = self.ctx.ns.upgrade() else {
-            return Vec::new();
-        };
-        let index = self.index();
-        let excluded = |sid: &Sid| {
-            opts.except.iter().any(|room| {
-                room.as_ref() == sid.as_str()
-                    || index.rooms.get(room).is_some_and(|set| set.contains(sid))
-            })
-        };
-        ns.with_sockets(|sockets| {
-            if opts.rooms.is_empty() {
-                return sockets
-                    .iter()
-                    .filter(|(sid, _)| !excluded(sid))
-                    .map(|(_, socket)| socket.clone())
-                    .collect();
-            }
-            // One room cannot name a socket twice (its own room is never in the index), so
-            // the set that removes duplicates is only needed for several rooms.
-            let several = opts.rooms.len() > 1;
-            let mut seen = HashSet::new();
-            let mut out = Vec::new();
-            for room in &opts.rooms {
-                let own = Sid::parse(room).filter(|sid| sockets.contains_key(sid));
-                let members = index
-                    .rooms
-                    .get(room)
-                    .into_iter()
-                    .flatten()
-                    .chain(own.as_ref());
-                for sid in members {
-                    if !excluded(sid) && (!several || seen.insert(*sid)) {
-                        if let Some(socket) = sockets.get(sid) {
-                            out.push(socket.clone());
-                        }
-                    }
-                }
-            }
-            out
-        })
-    }
-
-    /// Delivers a packet to the local sockets `opts` targets.
-    pub fn broadcast_local(&self, packet: &BroadcastPacket, opts: &BroadcastOptions) {
-        for socket in self.sockets_of(opts) {
-            if opts.volatile && socket.0.engine.buffered() > 0 {
-                continue;
-            }
-            if let Err(e) = socket.send_encoded(&packet.encoded) {
-                if !opts.volatile {
-                    tracing::warn!(socket = %socket.id(), error = %e, "broadcast not delivered");
-                }
-            }
-        }
-    }
-
-    /// Sends to the local targeted sockets and collects their acks.
-    pub fn broadcast_with_ack_local(
+    /// Runs `f` on the local sockets `opts` targets. The index is read-locked while `f`
+    /// runs only when every socket is targeted (the filter reads it), so `f` must not change
+    /// rooms; operations that do collect the ids first ([`local_sockets`](Adapter::local_sockets)).
+    pub fn with_recipients<R>(
         &self,
-        encode: &dyn Fn(u64) -> Result<BroadcastPacket, EmitError>,
         opts: &BroadcastOptions,
-        timeout: Option<Duration>,
-    ) -> Result<BroadcastAckFuture, EmitError> {
-        let id = self.ctx.next_ack_id();
-        let packet = encode(id)?;
-        let timeout = timeout.unwrap_or_else(|| self.ctx.ack_timeout());
-        let mut futures = Vec::new();
-        for socket in self.sockets_of(opts) {
-            let Some(ack) = socket.0.expect_ack(id, timeout) else {
-                continue;
-            };
-            if let Err(e) = socket.send_encoded(&packet.encoded) {
-                tracing::warn!(socket = %socket.id(), error = %e, "broadcast not delivered");
+        f: impl FnOnce(Recipients<'_>) -> R,
+    ) -> R {
+        let index = self.index();
+        if opts.rooms.is_empty() {
+            if opts.except.is_empty() {
+                drop(index);
+                return f(Recipients::All(&|_| true));
             }
-            futures.push((socket.id(), ack));
+            let keep = |sid: Sid| !index.in_any(sid, &opts.except);
+            return f(Recipients::All(&keep));
         }
-        Ok(BroadcastAckFuture::new(futures))
+        let sids = index.members(opts);
+        drop(index);
+        f(Recipients::Only(&sids))
     }
 
-    /// The local targeted sockets.
-    pub fn local_socket_refs(&self, opts: &BroadcastOptions) -> Vec<SocketRef> {
-        self.sockets_of(opts)
+    /// The local targeted sockets, described with their rooms.
+    pub fn fetch_local(&self, opts: &BroadcastOptions) -> Vec<RemoteSocketData> {
+        let sids = self.local_sockets(opts);
+        let mut sockets = self.ctx.describe(Recipients::Only(&sids));
+        for socket in &mut sockets {
+            socket.rooms = self.socket_rooms(socket.id);
+        }
+        sockets
+    }
+
+    /// The rooms of this server's sockets, their own included.
+    pub fn local_rooms(&self) -> Vec<Room> {
+        let mut rooms: Vec<Room> = self.index().rooms.keys().cloned().collect();
+        rooms.extend(self.ctx.socket_ids().into_iter().map(IntoRoom::into_room));
+        rooms
     }
 }
 
 impl fmt::Debug for LocalAdapter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalAdapter")
-            .field("namespace", &self.ctx.name)
+            .field("namespace", &self.ctx.namespace())
             .finish_non_exhaustive()
     }
 }
 
 impl Adapter for LocalAdapter {
+    /// One server: this one.
+    fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
+        Box::pin(std::future::ready(Ok(1)))
+    }
+
     fn add_all(&self, sid: Sid, rooms: &[Room]) {
         let mut index = self.index_mut();
         for room in rooms {
-            if room.as_ref() == sid.as_str() {
-                continue; // its own room is implicit
-            }
-            index.rooms.entry(room.clone()).or_default().insert(sid);
-            index.sockets.entry(sid).or_default().insert(room.clone());
+            index.add(sid, room);
         }
     }
 
     fn del(&self, sid: Sid, room: &str) {
-        let mut index = self.index_mut();
-        if let Some(set) = index.rooms.get_mut(room) {
-            set.remove(&sid);
-            if set.is_empty() {
-                index.rooms.remove(room);
-            }
-        }
-        if let Some(set) = index.sockets.get_mut(&sid) {
-            set.remove(room);
-            if set.is_empty() {
-                index.sockets.remove(&sid);
-            }
-        }
+        self.index_mut().remove(sid, room);
     }
 
     fn del_all(&self, sid: Sid) {
-        let mut index = self.index_mut();
-        let Some(rooms) = index.sockets.remove(&sid) else {
-            return;
-        };
-        for room in rooms {
-            if let Some(set) = index.rooms.get_mut(&room) {
-                set.remove(&sid);
-                if set.is_empty() {
-                    index.rooms.remove(&room);
-                }
-            }
-        }
+        self.index_mut().remove_all(sid);
     }
 
     fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
@@ -200,7 +201,17 @@ impl Adapter for LocalAdapter {
     }
 
     fn local_sockets(&self, opts: &BroadcastOptions) -> Vec<Sid> {
-        self.sockets_of(opts).iter().map(SocketRef::id).collect()
+        let index = self.index();
+        if opts.rooms.is_empty() {
+            let mut sids = self.ctx.socket_ids();
+            sids.retain(|&sid| !index.in_any(sid, &opts.except));
+            return sids;
+        }
+        let mut sids = index.members(opts);
+        drop(index);
+        let connected: HashSet<Sid> = self.ctx.socket_ids().into_iter().collect();
+        sids.retain(|sid| connected.contains(sid));
+        sids
     }
 
     fn broadcast(
@@ -208,64 +219,251 @@ impl Adapter for LocalAdapter {
         packet: BroadcastPacket,
         opts: BroadcastOptions,
     ) -> Result<(), AdapterError> {
-        self.broadcast_local(&packet, &opts);
+        self.with_recipients(&opts, |to| {
+            self.ctx.send(to, &packet, opts.flags.volatile);
+        });
         Ok(())
     }
 
     fn broadcast_with_ack(
         &self,
-        encode: &dyn Fn(u64) -> Result<BroadcastPacket, EmitError>,
+        packet: BroadcastPacket,
         opts: BroadcastOptions,
-        timeout: Option<Duration>,
-    ) -> Result<BroadcastAckFuture, EmitError> {
-        self.broadcast_with_ack_local(encode, &opts, timeout)
+        timeout: Duration,
+    ) -> Result<BroadcastAckFuture, AdapterError> {
+        let acks = self.with_recipients(&opts, |to| self.ctx.send_with_ack(to, &packet, timeout));
+        Ok(BroadcastAckFuture::new(acks))
     }
 
     fn fetch_sockets(
         &self,
         opts: BroadcastOptions,
-    ) -> BoxFuture<'static, Result<Vec<RemoteSocket>, AdapterError>> {
-        let sockets = self
-            .sockets_of(&opts)
-            .into_iter()
-            .map(|socket| RemoteSocket {
-                id: socket.id(),
-                rooms: self.socket_rooms(socket.id()),
-            })
-            .collect();
-        Box::pin(std::future::ready(Ok(sockets)))
+    ) -> BoxFuture<'static, Result<Vec<RemoteSocketData>, AdapterError>> {
+        Box::pin(std::future::ready(Ok(self.fetch_local(&opts))))
     }
 
     fn add_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> Result<(), AdapterError> {
-        for socket in self.sockets_of(&opts) {
-            self.add_all(socket.id(), &rooms);
+        for sid in self.local_sockets(&opts) {
+            self.add_all(sid, &rooms);
         }
         Ok(())
     }
 
     fn del_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> Result<(), AdapterError> {
-        for socket in self.sockets_of(&opts) {
+        for sid in self.local_sockets(&opts) {
             for room in &rooms {
-                self.del(socket.id(), room);
+                self.del(sid, room);
             }
         }
         Ok(())
     }
 
     fn disconnect_sockets(&self, opts: BroadcastOptions, close: bool) -> Result<(), AdapterError> {
-        for socket in self.sockets_of(&opts) {
-            if close {
-                socket.close();
-            } else {
-                socket.disconnect();
-            }
-        }
+        // Leaving changes the rooms: the ids are collected before anyone leaves.
+        let sids = self.local_sockets(&opts);
+        self.ctx.disconnect(Recipients::Only(&sids), close);
         Ok(())
     }
 
     fn rooms(&self) -> BoxFuture<'static, Result<Vec<Room>, AdapterError>> {
-        let mut rooms: Vec<Room> = self.index().rooms.keys().cloned().collect();
-        rooms.extend(self.ctx.socket_ids().into_iter().map(IntoRoom::into_room));
-        Box::pin(std::future::ready(Ok(rooms)))
+        Box::pin(std::future::ready(Ok(self.local_rooms())))
+    }
+
+    /// There is no other server to tell.
+    fn server_side_emit(&self, _event: &str, _args: Payload) -> Result<(), AdapterError> {
+        Ok(())
+    }
+
+    /// There is no other server to answer: no answers.
+    fn server_side_emit_with_ack(
+        &self,
+        _event: &str,
+        _args: Payload,
+        _timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<Payload>, AdapterError>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::ack::AckFuture;
+    use crate::adapter::{LocalSockets, ServerAck};
+    use crate::parser::Parser;
+
+    /// Local sockets that record what reaches them.
+    #[derive(Default)]
+    struct Fake {
+        ids: Vec<Sid>,
+        sent: Mutex<Vec<Sid>>,
+        disconnected: Mutex<Vec<Sid>>,
+    }
+
+    impl Fake {
+        fn reached(&self, to: Recipients<'_>) -> Vec<Sid> {
+            match to {
+                Recipients::All(keep) => self.ids.iter().copied().filter(|&s| keep(s)).collect(),
+                Recipients::Only(sids) => sids
+                    .iter()
+                    .copied()
+                    .filter(|s| self.ids.contains(s))
+                    .collect(),
+            }
+        }
+    }
+
+    impl LocalSockets for Fake {
+        fn parser(&self) -> Parser {
+            Parser::Json
+        }
+        fn ack_timeout(&self) -> Duration {
+            Duration::from_secs(1)
+        }
+        fn socket_ids(&self) -> Vec<Sid> {
+            self.ids.clone()
+        }
+        fn send(&self, to: Recipients<'_>, _: &BroadcastPacket, _: bool) -> usize {
+            let reached = self.reached(to);
+            self.sent.lock().unwrap().extend(&reached);
+            reached.len()
+        }
+        fn send_with_ack(
+            &self,
+            to: Recipients<'_>,
+            _: &BroadcastPacket,
+            _: Duration,
+        ) -> Vec<(Sid, AckFuture)> {
+            let reached = self.reached(to);
+            reached
+                .into_iter()
+                .map(|s| (s, AckFuture::failed(crate::error::EmitError::Closed)))
+                .collect()
+        }
+        fn describe(&self, to: Recipients<'_>) -> Vec<RemoteSocketData> {
+            self.reached(to)
+                .into_iter()
+                .map(|id| RemoteSocketData {
+                    id,
+                    handshake: Default::default(),
+                    rooms: Vec::new(),
+                    data: serde_json::Value::Null,
+                })
+                .collect()
+        }
+        fn disconnect(&self, to: Recipients<'_>, _: bool) {
+            let reached = self.reached(to);
+            self.disconnected.lock().unwrap().extend(reached);
+        }
+        fn server_event(&self, _: &str, _: Payload, _: ServerAck) {}
+    }
+
+    fn setup(n: usize) -> (Arc<Fake>, LocalAdapter, Vec<Sid>) {
+        let ids: Vec<Sid> = (0..n).map(|_| Sid::random()).collect();
+        let fake = Arc::new(Fake {
+            ids: ids.clone(),
+            ..Fake::default()
+        });
+        let weak = Arc::downgrade(&fake) as std::sync::Weak<dyn LocalSockets>;
+        let adapter = LocalAdapter::new(AdapterContext::new("/", weak));
+        (fake, adapter, ids)
+    }
+
+    fn opts(rooms: &[&str], except: &[&str]) -> BroadcastOptions {
+        BroadcastOptions {
+            rooms: rooms.iter().map(|r| r.to_string().into()).collect(),
+            except: except.iter().map(|r| r.to_string().into()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn sorted(mut sids: Vec<Sid>) -> Vec<Sid> {
+        sids.sort();
+        sids
+    }
+
+    #[test]
+    fn the_index_tracks_joins_and_leaves_both_ways() {
+        let (_fake, adapter, ids) = setup(2);
+        let (a, b) = (ids[0], ids[1]);
+        adapter.add_all(a, &["r".into(), "s".into(), a.into_room()]);
+        adapter.add_all(b, &["r".into()]);
+        assert_eq!(
+            adapter.index().rooms.len(),
+            2,
+            "a socket's own room is not stored"
+        );
+        assert_eq!(
+            sorted(adapter.local_sockets(&opts(&["r"], &[]))),
+            sorted(vec![a, b])
+        );
+        adapter.del(a, "r");
+        assert_eq!(adapter.local_sockets(&opts(&["r"], &[])), vec![b]);
+        adapter.del(b, "r");
+        assert!(
+            !adapter.index().rooms.contains_key("r"),
+            "an empty room is dropped"
+        );
+        adapter.del_all(a);
+        assert!(adapter.index().rooms.is_empty());
+        assert!(adapter.index().sockets.is_empty());
+        assert_eq!(adapter.socket_rooms(a), vec![a.into_room()]);
+    }
+
+    #[test]
+    fn targets_union_rooms_once_and_apply_except() {
+        let (fake, adapter, ids) = setup(4);
+        let [a, b, c, d] = [ids[0], ids[1], ids[2], ids[3]];
+        adapter.add_all(a, &["r".into(), "s".into()]);
+        adapter.add_all(b, &["s".into()]);
+        adapter.add_all(c, &["muted".into()]);
+        // Two rooms naming `a` twice reach it once; a socket id is a room.
+        let both = sorted(adapter.local_sockets(&opts(&["r", "s", d.as_str()], &[])));
+        assert_eq!(both, sorted(vec![a, b, d]));
+        // Except by room and by id, with and without rooms.
+        assert_eq!(adapter.local_sockets(&opts(&["s"], &[a.as_str()])), vec![b]);
+        let all_but = sorted(adapter.local_sockets(&opts(&[], &["muted", d.as_str()])));
+        assert_eq!(all_but, sorted(vec![a, b]));
+        // A broadcast reaches the same sockets.
+        let packet = BroadcastPacket::new(Parser::Json, "/", "e", &()).unwrap();
+        adapter.broadcast(packet, opts(&[], &["muted"])).unwrap();
+        assert_eq!(
+            sorted(fake.sent.lock().unwrap().clone()),
+            sorted(vec![a, b, d])
+        );
+        // Unknown ids name nobody.
+        let stranger = Sid::random();
+        assert!(
+            adapter
+                .local_sockets(&opts(&[stranger.as_str()], &[]))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn bulk_operations_move_and_disconnect_the_targets() {
+        let (fake, adapter, ids) = setup(3);
+        adapter.add_all(ids[0], &["r".into()]);
+        adapter
+            .add_sockets(opts(&["r"], &[]), vec!["x".into()])
+            .unwrap();
+        assert_eq!(adapter.local_sockets(&opts(&["x"], &[])), vec![ids[0]]);
+        adapter
+            .del_sockets(opts(&[], &[]), vec!["x".into()])
+            .unwrap();
+        assert!(adapter.local_sockets(&opts(&["x"], &[])).is_empty());
+        adapter
+            .disconnect_sockets(opts(&["r"], &[]), false)
+            .unwrap();
+        assert_eq!(*fake.disconnected.lock().unwrap(), vec![ids[0]]);
+        let mut rooms = adapter.local_rooms();
+        rooms.sort();
+        assert_eq!(
+            rooms.len(),
+            4,
+            "r and the three sockets' own rooms: {rooms:?}"
+        );
     }
 }

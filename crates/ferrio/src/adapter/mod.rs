@@ -1,198 +1,158 @@
-//! Adapters: who is in which room, and how a broadcast reaches its sockets.
+//! The adapter seam: who is in which room, and how broadcasts and bulk operations reach the
+//! sockets of every server.
 //!
 //! Each namespace has one [`Adapter`]. The default, [`LocalAdapter`], keeps rooms in memory
-//! and delivers to the sockets of this server. A distributed adapter (Redis...) wraps a
-//! `LocalAdapter` for the local part and forwards the same operations to other servers.
+//! and reaches the sockets of this server. A distributed adapter (Redis...) wraps a
+//! `LocalAdapter` for the local part and forwards the same operations to the other servers,
+//! which apply them to their own sockets.
+//!
+//! Everything an adapter needs is public, so one can live in its own crate:
+//! - what it exchanges: [`BroadcastPacket`] (an event encoded once, its wire form, and how
+//!   to rebuild it from bytes or from its event and arguments), [`BroadcastOptions`] (with
+//!   serde), [`RemoteSocketData`], acks from other servers ([`remote_acks`]);
+//! - the one handle through which it reaches this server's sockets: [`AdapterContext`], over
+//!   the [`LocalSockets`] interface (deliver, collect acks, describe, disconnect, hand over
+//!   server-side events). It never touches namespaces or sockets themselves.
+//!
+//! This module imports nothing of the crate but its leaf modules (errors, payloads, the
+//! parser, ack futures): the sockets and namespaces depend on it, never the reverse.
+//!
+//! # Lifecycle
+//! [`IoBuilder::adapter`](crate::IoBuilder::adapter) takes a factory that builds the adapter
+//! of each namespace from its [`AdapterContext`] (cheap and synchronous: no I/O there). The
+//! server then runs [`Adapter::init`] inside the runtime (sockets wait for it before they are
+//! admitted; [`Io::ready`](crate::Io::ready) reports how it went), and [`Adapter::close`] when
+//! the server closes or a dynamic namespace is dropped.
+//!
+//! # A wrapping adapter
+//! An adapter that counts broadcasts and leaves the rest to the in-memory adapter:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use std::time::Duration;
+//!
+//! use ferrio::adapter::{
+//!     Adapter, AdapterContext, AdapterError, BoxFuture, BroadcastAckFuture, BroadcastOptions,
+//!     BroadcastPacket, LocalAdapter, RemoteSocketData, Room,
+//! };
+//! use ferrio::{Io, Payload, Sid};
+//!
+//! struct Counting {
+//!     local: LocalAdapter,
+//!     broadcasts: AtomicUsize,
+//! }
+//!
+//! impl Adapter for Counting {
+//!     fn add_all(&self, sid: Sid, rooms: &[Room]) { self.local.add_all(sid, rooms) }
+//!     fn del(&self, sid: Sid, room: &str) { self.local.del(sid, room) }
+//!     fn del_all(&self, sid: Sid) { self.local.del_all(sid) }
+//!     fn socket_rooms(&self, sid: Sid) -> Vec<Room> { self.local.socket_rooms(sid) }
+//!     fn local_sockets(&self, opts: &BroadcastOptions) -> Vec<Sid> {
+//!         self.local.local_sockets(opts)
+//!     }
+//!     fn broadcast(&self, packet: BroadcastPacket, opts: BroadcastOptions) -> Result<(), AdapterError> {
+//!         self.broadcasts.fetch_add(1, Ordering::Relaxed);
+//!         self.local.broadcast(packet, opts)
+//!     }
+//!     fn broadcast_with_ack(
+//!         &self,
+//!         packet: BroadcastPacket,
+//!         opts: BroadcastOptions,
+//!         timeout: Duration,
+//!     ) -> Result<BroadcastAckFuture, AdapterError> {
+//!         self.local.broadcast_with_ack(packet, opts, timeout)
+//!     }
+//!     fn fetch_sockets(&self, opts: BroadcastOptions)
+//!         -> BoxFuture<'static, Result<Vec<RemoteSocketData>, AdapterError>> {
+//!         self.local.fetch_sockets(opts)
+//!     }
+//!     fn add_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> Result<(), AdapterError> {
+//!         self.local.add_sockets(opts, rooms)
+//!     }
+//!     fn del_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> Result<(), AdapterError> {
+//!         self.local.del_sockets(opts, rooms)
+//!     }
+//!     fn disconnect_sockets(&self, opts: BroadcastOptions, close: bool) -> Result<(), AdapterError> {
+//!         self.local.disconnect_sockets(opts, close)
+//!     }
+//!     fn rooms(&self) -> BoxFuture<'static, Result<Vec<Room>, AdapterError>> { self.local.rooms() }
+//!     fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> { self.local.server_count() }
+//!     fn server_side_emit(&self, event: &str, args: Payload) -> Result<(), AdapterError> {
+//!         self.local.server_side_emit(event, args)
+//!     }
+//!     fn server_side_emit_with_ack(&self, event: &str, args: Payload, timeout: Duration)
+//!         -> BoxFuture<'static, Result<Vec<Payload>, AdapterError>> {
+//!         self.local.server_side_emit_with_ack(event, args, timeout)
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let (_layer, io) = Io::builder()
+//!     .adapter(|ctx: AdapterContext| Counting {
+//!         local: LocalAdapter::new(ctx),
+//!         broadcasts: AtomicUsize::new(0),
+//!     })
+//!     .build_layer();
+//! io.ready().await.unwrap();
+//! io.emit("tick", &1).unwrap();
+//! # }
+//! ```
 
-use std::borrow::Cow;
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use ferrio_engine::Sid;
 
-use crate::ack::BroadcastAckFuture;
-use crate::error::EmitError;
-use crate::namespace::Namespace;
-use crate::parser::Encoded;
-use crate::payload::Payload;
-use crate::socket::SocketRef;
-
+mod context;
 mod local;
+mod options;
+mod packet;
+mod remote;
+mod room;
 
+pub use crate::ack::{AckResponse, BroadcastAckFuture, RemoteAckSender, RemoteAcks, remote_acks};
+pub use crate::error::{AdapterError, AdapterErrorKind};
+pub use context::{AdapterContext, LocalSockets, Recipients};
+pub use ferrio_engine::Message;
 pub use local::LocalAdapter;
+pub use options::{BroadcastFlags, BroadcastOptions};
+pub use packet::{BroadcastPacket, InvalidPacket};
+pub use remote::{HandshakeData, RemoteSocketData, ServerAck};
+pub use room::{IntoRoom, IntoRooms, Room};
 
-/// A room name.
-pub type Room = Cow<'static, str>;
+use crate::payload::Payload;
 
 /// A boxed future, as the adapter's asynchronous operations return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// One room, for [`IntoRooms`].
-pub trait IntoRoom {
-    /// The room.
-    fn into_room(self) -> Room;
-}
-
-impl IntoRoom for &str {
-    fn into_room(self) -> Room {
-        Cow::Owned(self.to_owned())
-    }
-}
-impl IntoRoom for String {
-    fn into_room(self) -> Room {
-        Cow::Owned(self)
-    }
-}
-impl IntoRoom for &String {
-    fn into_room(self) -> Room {
-        Cow::Owned(self.clone())
-    }
-}
-impl IntoRoom for Room {
-    fn into_room(self) -> Room {
-        self
-    }
-}
-impl IntoRoom for Sid {
-    fn into_room(self) -> Room {
-        Cow::Owned(self.as_str().to_owned())
-    }
-}
-
-/// One or more rooms: a `&str`, a `String`, a socket id, or a `Vec` or array of them.
-pub trait IntoRooms {
-    /// The rooms.
-    fn into_rooms(self) -> Vec<Room>;
-}
-
-impl<T: IntoRoom> IntoRooms for T {
-    fn into_rooms(self) -> Vec<Room> {
-        vec![self.into_room()]
-    }
-}
-impl<T: IntoRoom> IntoRooms for Vec<T> {
-    fn into_rooms(self) -> Vec<Room> {
-        self.into_iter().map(IntoRoom::into_room).collect()
-    }
-}
-impl<T: IntoRoom, const N: usize> IntoRooms for [T; N] {
-    fn into_rooms(self) -> Vec<Room> {
-        self.into_iter().map(IntoRoom::into_room).collect()
-    }
-}
-
-/// Which sockets a broadcast or a bulk operation targets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BroadcastOptions {
-    /// Sockets in any of these rooms; every socket of the namespace when empty.
-    pub rooms: Vec<Room>,
-    /// Minus the sockets in any of these rooms (a socket id names that socket).
-    pub except: Vec<Room>,
-    /// This server only, even with a distributed adapter.
-    pub local: bool,
-    /// Drop the packet for sockets whose transport is behind (packets still queued for
-    /// them) instead of queueing it.
-    pub volatile: bool,
-}
-
-/// A packet being broadcast: encoded once for every recipient.
-#[derive(Debug, Clone)]
-pub struct BroadcastPacket {
-    pub(crate) event: String,
-    pub(crate) encoded: Encoded,
-}
-
-impl BroadcastPacket {
-    /// The event name.
-    pub fn event(&self) -> &str {
-        &self.event
-    }
-}
-
-/// A socket as seen through its adapter, possibly on another server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RemoteSocket {
-    /// The socket's id.
-    pub id: Sid,
-    /// Its rooms, its own included.
-    pub rooms: Vec<Room>,
-}
-
-/// An adapter operation that failed (a distributed adapter lost its broker...).
-#[derive(Debug)]
-pub struct AdapterError(pub String);
-
-impl fmt::Display for AdapterError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "adapter error: {}", self.0)
-    }
-}
-
-impl std::error::Error for AdapterError {}
-
-/// What an adapter gets to know about its namespace.
-#[derive(Clone)]
-pub struct AdapterContext {
-    name: Arc<str>,
-    pub(crate) ns: Weak<Namespace>,
-}
-
-impl AdapterContext {
-    pub(crate) fn new(name: Arc<str>, ns: Weak<Namespace>) -> Self {
-        Self { name, ns }
-    }
-
-    /// The namespace's name.
-    pub fn namespace(&self) -> &str {
-        &self.name
-    }
-
-    /// The socket with id `sid`, if it is connected to this server.
-    pub fn socket(&self, sid: Sid) -> Option<SocketRef> {
-        self.ns.upgrade()?.get_socket(sid)
-    }
-
-    /// The ids of every socket of the namespace on this server.
-    pub fn socket_ids(&self) -> Vec<Sid> {
-        self.ns
-            .upgrade()
-            .map(|ns| ns.with_sockets(|sockets| sockets.keys().copied().collect()))
-            .unwrap_or_default()
-    }
-
-    pub(crate) fn ack_timeout(&self) -> Duration {
-        self.ns
-            .upgrade()
-            .map_or(Duration::from_secs(5), |ns| ns.ack_timeout())
-    }
-
-    pub(crate) fn next_ack_id(&self) -> u64 {
-        self.ns.upgrade().map_or(0, |ns| ns.next_ack_id())
-    }
-}
-
-impl fmt::Debug for AdapterContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AdapterContext")
-            .field("namespace", &self.name)
-            .finish()
-    }
-}
-
-/// The rooms of one namespace and the operations that span its sockets.
+/// The rooms of one namespace and the operations that span its sockets on every server.
 ///
-/// Membership calls are synchronous and local (every adapter keeps its own sockets'
-/// rooms); the rest may reach other servers.
+/// Membership calls are synchronous and local: every server keeps its own sockets' rooms.
+/// The rest reach the whole cluster unless the options say `local`; a server that receives
+/// an operation from another applies it to its own sockets through its [`AdapterContext`].
 pub trait Adapter: Send + Sync + 'static {
-    /// Adds the socket to rooms.
+    /// Connects to whatever the adapter needs (a broker...). Called once, inside the runtime,
+    /// before the namespace admits its first socket. The default has nothing to do.
+    fn init(&self) -> BoxFuture<'_, Result<(), AdapterError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Lets go of what [`init`](Self::init) took: called when the server closes or the
+    /// namespace is dropped. The default has nothing to do.
+    fn close(&self) -> BoxFuture<'_, Result<(), AdapterError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// How many servers serve this namespace, this one included.
+    fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>>;
+
+    /// Adds a local socket to rooms.
     fn add_all(&self, sid: Sid, rooms: &[Room]);
-    /// Removes the socket from a room.
+    /// Removes a local socket from a room.
     fn del(&self, sid: Sid, room: &str);
-    /// Removes the socket from every room.
+    /// Removes a local socket from every room.
     fn del_all(&self, sid: Sid);
     /// The rooms of a local socket, its own room included.
     fn socket_rooms(&self, sid: Sid) -> Vec<Room>;
@@ -206,20 +166,20 @@ pub trait Adapter: Send + Sync + 'static {
         opts: BroadcastOptions,
     ) -> Result<(), AdapterError>;
 
-    /// Sends an event (encoded with ack id `id`) to every targeted socket and collects their
-    /// acknowledgements within `timeout`. `encode` builds the packet for a given ack id.
+    /// Sends the packet to every targeted socket, each asked to acknowledge it within
+    /// `timeout`, and collects the answers of every server.
     fn broadcast_with_ack(
         &self,
-        encode: &dyn Fn(u64) -> Result<BroadcastPacket, EmitError>,
+        packet: BroadcastPacket,
         opts: BroadcastOptions,
-        timeout: Option<Duration>,
-    ) -> Result<BroadcastAckFuture, EmitError>;
+        timeout: Duration,
+    ) -> Result<BroadcastAckFuture, AdapterError>;
 
-    /// The sockets `opts` targets, on every server.
+    /// Describes the sockets `opts` targets, on every server.
     fn fetch_sockets(
         &self,
         opts: BroadcastOptions,
-    ) -> BoxFuture<'static, Result<Vec<RemoteSocket>, AdapterError>>;
+    ) -> BoxFuture<'static, Result<Vec<RemoteSocketData>, AdapterError>>;
 
     /// Makes the targeted sockets join `rooms`, on every server.
     fn add_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> Result<(), AdapterError>;
@@ -232,49 +192,16 @@ pub trait Adapter: Send + Sync + 'static {
     /// Every room with at least one socket, on every server.
     fn rooms(&self) -> BoxFuture<'static, Result<Vec<Room>, AdapterError>>;
 
-    /// Sends an event to the other servers of the cluster (not to clients). Alone, there is
-    /// nobody to tell: the default does nothing.
-    fn server_side_emit(&self, event: &str, args: &Payload) -> Result<(), AdapterError> {
-        let _ = (event, args);
-        Ok(())
-    }
+    /// Sends an event to the other servers of the cluster (their handlers registered with
+    /// [`NamespaceRef::on_server_event`](crate::NamespaceRef::on_server_event)).
+    fn server_side_emit(&self, event: &str, args: Payload) -> Result<(), AdapterError>;
 
-    /// Keeps the state of a socket lost for a recoverable reason, for connection state
-    /// recovery. The default keeps nothing.
-    fn persist_session(&self, session: SessionState) {
-        let _ = session;
-    }
-
-    /// The state kept for private id `pid`, and the packets the socket missed since
-    /// `offset`, if the session can be recovered. The default recovers nothing.
-    fn restore_session(
+    /// Like [`server_side_emit`](Self::server_side_emit), and collects one answer per other
+    /// server within `timeout`.
+    fn server_side_emit_with_ack(
         &self,
-        pid: &str,
-        offset: &str,
-    ) -> BoxFuture<'static, Result<Option<RestoredSession>, AdapterError>> {
-        let _ = (pid, offset);
-        Box::pin(std::future::ready(Ok(None)))
-    }
-}
-
-/// What connection state recovery keeps of a socket that was lost.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SessionState {
-    /// The socket's id, given back on recovery.
-    pub sid: Sid,
-    /// The private id the client presents to recover.
-    pub pid: String,
-    /// Its rooms, its own excluded.
-    pub rooms: Vec<Room>,
-}
-
-/// A recovered session and the packets its socket missed.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct RestoredSession {
-    /// The state that was kept.
-    pub state: SessionState,
-    /// The missed packets, oldest first.
-    pub missed: Vec<BroadcastPacket>,
+        event: &str,
+        args: Payload,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<Payload>, AdapterError>>;
 }

@@ -1,0 +1,184 @@
+//! [`IoBuilder`]: the settings of a Socket.IO server, and how it is built.
+
+use std::fmt;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ferrio_engine::{Cors, EngineIoConfig, EngineIoLayer, NotFound};
+use tower::Layer;
+
+use crate::adapter::{Adapter, AdapterContext, LocalAdapter};
+use crate::client::SocketIoHandler;
+use crate::handler::{Guarded, IntoNamespaceHandler};
+use crate::io::Io;
+use crate::layer::{SocketIoLayer, SocketIoService};
+use crate::parser::Parser;
+use crate::registry::Registry;
+use crate::server::{AdapterFactory, Server, Shared};
+
+/// The settings of a Socket.IO server. Every setter documents its default.
+///
+/// ```
+/// use std::time::Duration;
+/// use ferrio::Io;
+///
+/// let (layer, io) = Io::builder()
+///     .ping_interval(Duration::from_secs(10))
+///     .ack_timeout(Duration::from_secs(2))
+///     .build_layer();
+/// # let _ = (layer, io);
+/// ```
+pub struct IoBuilder {
+    engine: EngineIoConfig,
+    parser: Parser,
+    ack_timeout: Duration,
+    connect_timeout: Duration,
+    state: http::Extensions,
+    adapter: AdapterFactory,
+}
+
+impl Default for IoBuilder {
+    fn default() -> Self {
+        Self {
+            engine: EngineIoConfig::default().path("/socket.io"),
+            parser: Parser::default(),
+            ack_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(45),
+            state: http::Extensions::new(),
+            adapter: Arc::new(|ctx| Arc::new(LocalAdapter::new(ctx))),
+        }
+    }
+}
+
+impl IoBuilder {
+    /// The path the server answers on, with or without a trailing slash.
+    /// Default: `/socket.io/`.
+    pub fn path(mut self, path: impl AsRef<str>) -> Self {
+        self.engine = self.engine.path(path);
+        self
+    }
+
+    /// Time between the server's pings. Default: 25 s.
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.engine = self.engine.ping_interval(interval);
+        self
+    }
+
+    /// How long a client has to answer a ping. Default: 20 s.
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.engine = self.engine.ping_timeout(timeout);
+        self
+    }
+
+    /// The largest HTTP body or WebSocket message accepted, in bytes. Default: 1 000 000.
+    pub fn max_payload(mut self, bytes: u64) -> Self {
+        self.engine = self.engine.max_payload(bytes);
+        self
+    }
+
+    /// Which cross-origin requests browsers may make. Default: none.
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.engine = self.engine.cors(cors);
+        self
+    }
+
+    /// Any other Engine.IO setting (transports, upgrade timeout, an allow-request hook...).
+    pub fn engine(mut self, configure: impl FnOnce(EngineIoConfig) -> EngineIoConfig) -> Self {
+        self.engine = configure(self.engine);
+        self
+    }
+
+    /// The parser. Default: [`Parser::Json`].
+    pub fn parser(mut self, parser: Parser) -> Self {
+        self.parser = parser;
+        self
+    }
+
+    /// How long an emit with an ack waits for the client when no timeout is given.
+    /// Default: 5 s.
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = timeout;
+        self
+    }
+
+    /// How long a new connection may take to join a namespace before it is closed.
+    /// Default: 45 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Application state, reachable from every handler with the [`State`](crate::State)
+    /// extractor. Call it once per type. Default: none.
+    pub fn with_state<T: Clone + Send + Sync + 'static>(mut self, state: T) -> Self {
+        self.state.insert(state);
+        self
+    }
+
+    /// The adapter each namespace gets. Default: [`LocalAdapter`] (in memory).
+    pub fn adapter<F, A>(mut self, factory: F) -> Self
+    where
+        F: Fn(AdapterContext) -> A + Send + Sync + 'static,
+        A: Adapter,
+    {
+        self.adapter = Arc::new(move |ctx| Arc::new(factory(ctx)));
+        self
+    }
+
+    fn build(self) -> (EngineIoLayer, Io) {
+        let shared = Arc::new(Shared {
+            parser: self.parser,
+            ack_timeout: self.ack_timeout,
+            connect_timeout: self.connect_timeout,
+            state: self.state,
+            adapter: self.adapter,
+        });
+        let server = Arc::new(Server {
+            shared,
+            registry: Registry::default(),
+            engine: OnceLock::new(),
+            closing: AtomicBool::new(false),
+        });
+        server.registry.insert_static("/", admit_all(), |setup| {
+            server.new_namespace("/", setup, false)
+        });
+        let layer = EngineIoLayer::new(
+            self.engine,
+            SocketIoHandler {
+                server: server.clone(),
+            },
+        );
+        let _ = server.engine.set(layer.engine().downgrade());
+        (layer, Io(server))
+    }
+
+    /// The server as a layer for an axum `Router` (or any tower service).
+    pub fn build_layer(self) -> (SocketIoLayer, Io) {
+        let (engine, io) = self.build();
+        (SocketIoLayer::new(engine, io.clone()), io)
+    }
+
+    /// The server alone, answering `404` outside its path: for `Router::route_service`,
+    /// or `Router::nest_service` with [`path`](Self::path) set to `/`.
+    pub fn build_service(self) -> (SocketIoService<NotFound>, Io) {
+        let (layer, io) = self.build_layer();
+        (layer.layer(NotFound), io)
+    }
+}
+
+fn admit_all() -> Guarded {
+    fn nothing() {}
+    IntoNamespaceHandler::into_guarded(nothing)
+}
+
+impl fmt::Debug for IoBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoBuilder")
+            .field("engine", &self.engine)
+            .field("parser", &self.parser)
+            .field("ack_timeout", &self.ack_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
