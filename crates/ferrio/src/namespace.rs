@@ -18,7 +18,7 @@ use tokio::sync::OnceCell;
 use crate::ack::AckFuture;
 use crate::adapter::{
     Adapter, AdapterContext, AdapterError, AdapterErrorKind, BroadcastPacket, HandshakeData,
-    LocalSockets, Recipients, RemoteSocketData, ServerAck,
+    LocalSockets, Recipients, RemoteSocketData, Room, ServerAck,
 };
 use crate::handler::Guarded;
 use crate::operators::{BroadcastOperator, operator_entry_points};
@@ -380,6 +380,12 @@ impl NamespaceRef {
     /// How many servers serve this namespace, this one included.
     pub async fn server_count(&self) -> Result<usize, AdapterError> {
         self.0.adapter.server_count().await
+    }
+
+    /// Every room with at least one socket, on every server (each socket's own room
+    /// included).
+    pub async fn rooms(&self) -> Result<Vec<Room>, AdapterError> {
+        self.0.adapter.rooms().await
     }
 
     /// Handles the server-side event `event` that other servers of the cluster emit

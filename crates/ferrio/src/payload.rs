@@ -196,7 +196,7 @@ impl Serialize for Arg<'_> {
                 text,
                 args,
                 attachments,
-            } if attachments.is_empty() => {
+            } if attachments.is_empty() && writes_json::<S>() => {
                 let raw = json_arg(text, args, self.index);
                 // The text was validated when it arrived; as raw JSON a JSON serializer writes
                 // it verbatim, so only the client's whitespace (rare) needs removing first.
@@ -215,6 +215,14 @@ impl Serialize for Arg<'_> {
                 .serialize(serializer),
         }
     }
+}
+
+/// Whether `S` is serde_json's serializer, which writes a raw JSON value verbatim. Other
+/// serializers (msgpack, a value tree) would see raw JSON as a one-field struct, so they get
+/// the argument as a value instead. Only a fast path hangs on this: any serializer not
+/// recognised takes the path that is correct for all.
+fn writes_json<S: Serializer>() -> bool {
+    std::any::type_name::<S>().starts_with("&mut serde_json::ser::Serializer<")
 }
 
 /// `json` without whitespace outside strings, so what the server writes stays compact
@@ -324,6 +332,25 @@ mod tests {
         let p = json(text, std::slice::from_ref(&(6..text.len() - 2)));
         assert_eq!(serde_json::to_string(&p).unwrap(), r#"[{"a b":[1,2]}]"#);
         assert_eq!(compact(r#""x\" y""#), r#""x\" y""#);
+    }
+
+    #[test]
+    fn json_arguments_serialize_as_values_for_other_formats() {
+        let p = json(r#"["e",{"k":[1,"x"]},"s"]"#, &[5..18, 19..22]);
+        let value = rmpv::ext::to_value(&p).unwrap();
+        assert_eq!(
+            value,
+            rmpv::Value::Array(vec![
+                rmpv::Value::Map(vec![(
+                    "k".into(),
+                    rmpv::Value::Array(vec![1.into(), "x".into()])
+                )]),
+                "s".into(),
+            ])
+        );
+        // serde_json itself keeps the fast path, and the same result.
+        assert!(writes_json::<&mut serde_json::Serializer<Vec<u8>>>());
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"[{"k":[1,"x"]},"s"]"#);
     }
 
     #[test]
