@@ -36,7 +36,8 @@ impl Handshake {
     pub fn query(&self) -> Option<&str> {
         self.uri().query()
     }
-    /// The peer's address, when the server recorded it (axum's `ConnectInfo<SocketAddr>`).
+    /// The peer's address, when the server recorded it: axum's `ConnectInfo<SocketAddr>`
+    /// (feature `axum`), or else a `SocketAddr` in the request's extensions.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote_addr
     }
@@ -85,13 +86,23 @@ impl fmt::Debug for Handshake {
     }
 }
 
-/// The handshake of a new session, from its request.
-pub(crate) fn handshake_info(parts: &http::request::Parts) -> Handshake {
-    let remote_addr = parts
+/// The peer's address that axum records with `into_make_service_with_connect_info`.
+#[cfg(feature = "axum")]
+fn connect_info(parts: &http::request::Parts) -> Option<SocketAddr> {
+    parts
         .extensions
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|info| info.0)
-        .or_else(|| parts.extensions.get::<SocketAddr>().copied());
+}
+
+#[cfg(not(feature = "axum"))]
+fn connect_info(_: &http::request::Parts) -> Option<SocketAddr> {
+    None
+}
+
+/// The handshake of a new session, from its request.
+pub(crate) fn handshake_info(parts: &http::request::Parts) -> Handshake {
+    let remote_addr = connect_info(parts).or_else(|| parts.extensions.get::<SocketAddr>().copied());
     // hyper parses headers and URI without copying them, as slices of its connection's read
     // buffer (8 KiB or more). Cloning them would keep that whole buffer alive for as long as
     // the session lives; copying the few bytes they hold keeps a session small.

@@ -70,6 +70,11 @@
 //!   [`max_buffered_packets`](EngineIoConfig::max_buffered_packets).
 //! - A WebSocket session costs one task, which owns the connection and runs the heartbeat;
 //!   a polling session costs one small heartbeat task and owns no task between polls.
+//!
+//! # Feature flags
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `axum` | yes | [`Handshake::remote_addr`] from axum's `ConnectInfo<SocketAddr>` (`into_make_service_with_connect_info`); without it, only a `SocketAddr` request extension is read |
 
 // Library code never unwraps: peer-controlled data must not be able to panic it.
 #![warn(clippy::unwrap_used)]

@@ -44,6 +44,12 @@ pub(crate) fn log_error(socket: &SocketRef, event: &str, error: &dyn fmt::Displa
 }
 
 /// What a handler may return: `()`, or `Result<(), E>` whose error is logged.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned by a handler",
+    label = "a handler must return `()` or `Result<(), E>`",
+    note = "a handler (or its future) returns `()` or `Result<(), E>` where `E: Display + Send + 'static`; the error is logged",
+    note = "to answer the client, take an `AckSender` argument and send through it instead of returning a value"
+)]
 pub trait HandlerOutput: Send + 'static {
     /// The error to log, if any.
     fn into_error(self) -> Option<String>;
@@ -62,6 +68,12 @@ impl<E: fmt::Display + Send + 'static> HandlerOutput for Result<(), E> {
 }
 
 /// Extracts a value for a connect handler or middleware from the socket being connected.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an argument of a connect handler or connect middleware",
+    label = "not an extractor of connect handlers",
+    note = "the extractors of connect handlers and middlewares are SocketRef, Data<T> and TryData<T> (the client's `auth` payload), State<T>, Extension<T> and Io",
+    note = "AckSender, Args, Payload and Event are only for event handlers; DisconnectReason only for disconnect handlers"
+)]
 pub trait FromConnectParts: Sized {
     /// Why extraction failed (refuses the connection in a middleware, is logged in a handler).
     type Rejection: fmt::Display;
@@ -70,6 +82,12 @@ pub trait FromConnectParts: Sized {
 }
 
 /// Extracts a value for an event handler from the incoming event.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an argument of an event handler",
+    label = "not an extractor of events",
+    note = "the extractors of event handlers are SocketRef, Data<T> (the first argument), TryData<T>, Args<T> (all the arguments), Payload, AckSender, Event, State<T>, Extension<T>, Io, and Option<T> of any of them",
+    note = "to deserialize the event's data, wrap the type: `Data<{Self}>` for the first argument"
+)]
 pub trait FromEventParts: Sized {
     /// Why extraction failed: the client's ack (if it asked for one) gets an error, or the
     /// failure is logged and the event skipped.
@@ -79,6 +97,12 @@ pub trait FromEventParts: Sized {
 }
 
 /// Extracts a value for a disconnect handler.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an argument of a disconnect handler",
+    label = "not an extractor of disconnect handlers",
+    note = "the extractors of disconnect handlers are SocketRef, DisconnectReason, State<T>, Extension<T> and Io",
+    note = "a disconnect carries no data: Data, TryData, Args, Payload, AckSender and Event are not extractors of disconnect handlers"
+)]
 pub trait FromDisconnectParts: Sized {
     /// Why extraction failed (the failure is logged).
     type Rejection: fmt::Display;
@@ -97,6 +121,12 @@ pub struct Async;
 pub struct Blocking;
 
 /// A function that handles a socket joining a namespace. `M` is an inference marker.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a connect handler",
+    label = "not a connect handler",
+    note = "every argument must be an extractor of connect handlers (SocketRef, Data<T>, TryData<T>, State<T>, Extension<T>, Io), at most 8 of them; the function must return () or Result<(), E> with E: Display (or a future of one), and async handlers' futures must be Send + 'static",
+    note = "the function itself must be `Fn` (not only `FnMut` or `FnOnce`) and Send + Sync + 'static: a closure takes its captures with `move` and clones what it hands on"
+)]
 pub trait ConnectHandler<M>: Send + Sync + 'static {
     #[doc(hidden)]
     fn call(&self, socket: SocketRef);
@@ -118,12 +148,25 @@ pub trait ConnectHandler<M>: Send + Sync + 'static {
 }
 
 /// A function that handles one event. `M` is an inference marker.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event handler",
+    label = "not an event handler",
+    note = "every argument must be an extractor of events (SocketRef, Data<T>, TryData<T>, Args<T>, Payload, AckSender, Event, State<T>, Extension<T>, Io, or Option<T> of one), at most 8 of them; the function must return () or Result<(), E> with E: Display (or a future of one), and async handlers' futures must be Send + 'static",
+    note = "the event's data is read through `Data<T>`, e.g. `|Data(text): Data<String>|`, not by taking `T` itself",
+    note = "the function itself must be `Fn` (not only `FnMut` or `FnOnce`) and Send + Sync + 'static: a closure takes its captures with `move` and clones what it hands on"
+)]
 pub trait EventHandler<M>: Send + Sync + 'static {
     #[doc(hidden)]
     fn call(&self, parts: EventParts);
 }
 
 /// A function called when a socket leaves its namespace. `M` is an inference marker.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a disconnect handler",
+    label = "not a disconnect handler",
+    note = "every argument must be an extractor of disconnect handlers (SocketRef, DisconnectReason, State<T>, Extension<T>, Io), at most 8 of them; the function must return () or Result<(), E> with E: Display (or a future of one), and async handlers' futures must be Send + 'static",
+    note = "the function itself must be `Fn` (not only `FnMut` or `FnOnce`) and Send + Sync + 'static: a closure takes its captures with `move` and clones what it hands on"
+)]
 pub trait DisconnectHandler<M>: Send + Sync + 'static {
     #[doc(hidden)]
     fn call(&self, socket: SocketRef, reason: DisconnectReason);
@@ -135,6 +178,13 @@ pub(crate) type Verdict = Pin<Box<dyn Future<Output = Result<(), ConnectRefusal>
 /// A function that admits or refuses a client before its connect handler runs: it returns
 /// `Result<(), E>` (or a future of it) where `E: Into<ConnectRefusal>` (a `&str`, a `String`
 /// or a [`ConnectRefusal`] with data).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a connect middleware",
+    label = "not a connect middleware",
+    note = "every argument must be an extractor of connect handlers (SocketRef, Data<T>, TryData<T>, State<T>, Extension<T>, Io), at most 8 of them; the function must return Result<(), E> where E: Into<ConnectRefusal> (a &str, a String or a ConnectRefusal), or a Send + 'static future of one",
+    note = "a middleware that admits the client returns `Ok(())`: unlike a handler, it cannot return ()",
+    note = "the function itself must be `Fn` (not only `FnMut` or `FnOnce`) and Send + Sync + 'static"
+)]
 pub trait ConnectMiddleware<M>: Send + Sync + 'static {
     #[doc(hidden)]
     fn call(&self, socket: &SocketRef) -> Verdict;
@@ -231,6 +281,12 @@ impl fmt::Debug for Guarded {
 }
 
 /// What a namespace needs to accept sockets: a connect handler or a [`Guarded`] one.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot handle a namespace's connections",
+    label = "not a connect handler, nor one with middlewares",
+    note = "a namespace takes a connect handler, or one with middlewares (`handler.with(middleware)`): a function whose arguments are extractors of connect handlers (SocketRef, Data<T>, TryData<T>, State<T>, Extension<T>, Io), at most 8 of them, returning () or Result<(), E> with E: Display (or a Send + 'static future of one)",
+    note = "AckSender, Args, Payload and Event are only for event handlers (register them with `socket.on`); DisconnectReason only for `socket.on_disconnect`"
+)]
 pub trait IntoNamespaceHandler<M> {
     #[doc(hidden)]
     fn into_guarded(self) -> Guarded;
