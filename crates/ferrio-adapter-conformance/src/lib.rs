@@ -180,3 +180,8 @@ macro_rules! conformance_tests {
         )*
     };
 }
+
+// The adapter guide's code compiles as part of the test suite (it uses this crate too).
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/adapters.md")]
+mod adapters_guide {}

@@ -79,7 +79,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `axum` | yes | the [`Io`] extractor for axum handlers |
-//! | `msgpack` | no | [`Parser::Msgpack`], compatible with `socket.io-msgpack-parser` |
+//! | `msgpack` | no | `Parser::Msgpack`, compatible with `socket.io-msgpack-parser` |
 
 // Library code never unwraps: peer-controlled data must not be able to panic it.
 #![warn(clippy::unwrap_used)]
