@@ -1,4 +1,4 @@
-// End-to-end test of `conformance engineio` (contract: CONTRACTS.md section 1, the `conformance` example)
+// End-to-end test of `conformance engineio` (contract: docs/examples.md, section 1, `conformance`)
 // driven by the official npm client `engine.io-client`.
 //
 // Run from the repository root:   node --test tests/e2e/*.test.mjs

@@ -1,4 +1,4 @@
-// End-to-end tests of the `interop` example (contract: CONTRACTS.md section 2) driven by the
+// End-to-end tests of the `interop` example (contract: docs/examples.md, section 2) driven by the
 // official npm client `socket.io-client` 4.x, with the default JSON parser and with
 // `socket.io-msgpack-parser`.
 //

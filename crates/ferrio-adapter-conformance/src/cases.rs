@@ -167,6 +167,7 @@ pub async fn fetch_sockets_describes_the_whole_cluster(cluster: &dyn Cluster) {
             let handshake = &socket.handshake;
             assert_eq!(handshake.query.get("x"), Some(&json!(i.to_string())));
             assert_eq!(handshake.query.get("EIO"), Some(&json!("4")));
+            assert_eq!(handshake.query.get("who"), Some(&json!(format!("c {i}"))));
             assert!(
                 handshake.url.starts_with("/socket.io/?EIO=4"),
                 "{}",

@@ -114,10 +114,11 @@ impl Harness {
         self.io(i).of("/").expect("`/` always exists")
     }
 
-    /// Connects client number `i` to its server with `auth` (and `x=<i>` in the query).
+    /// Connects client number `i` to its server with `auth` (and `x=<i>&who=c%20<i>` in
+    /// the query).
     pub async fn client(&self, i: usize, auth: &Value) -> Client {
         let addr = self.servers[self.server_of(i)].0;
-        Client::join(addr, &format!("x={i}"), auth).await
+        Client::join(addr, &format!("x={i}&who=c%20{i}"), auth).await
     }
 
     /// Connects `count` clients, client `i` on server `i % len`, with empty auth.

@@ -1,4 +1,4 @@
-//! The Socket.IO v5 wire protocol (PROTOCOL.md section 2), checked packet by packet with a
+//! The Socket.IO v5 wire protocol (socket.io-protocol, v5), checked packet by packet with a
 //! raw client: CONNECT and its replies, refusals, the connect timeout, events, acks both
 //! ways, binary attachments, the JSON the server writes, DISCONNECT, ordering.
 

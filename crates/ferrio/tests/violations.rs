@@ -1,6 +1,7 @@
-//! Packets that break a decoder rule, or the namespace state, of PROTOCOL.md section 2: each
-//! closes the whole connection, leaks nothing (the engine and namespace counts return to what
-//! they were), and leaves other clients served. Over WebSocket and over long-polling.
+//! Packets that break a decoder rule, or the namespace state, of the Socket.IO v5 protocol
+//! (socket.io-protocol, v5): each closes the whole connection, leaks nothing (the engine and
+//! namespace counts return to what they were), and leaves other clients served. Over WebSocket
+//! and over long-polling.
 
 mod common;
 
@@ -46,7 +47,7 @@ fn ph(num: &str) -> String {
 
 /// An event whose one argument nests `levels` arrays (the data array is one level more).
 ///
-/// PROTOCOL.md leaves the bound to the implementation ("serde_json's default 128 is fine");
+/// The Socket.IO v5 protocol (socket.io-protocol, v5) sets no bound, so it is the implementation's;
 /// the tests take the codec's [`MAX_DEPTH`] and check both sides of it.
 fn deep_event(levels: usize) -> String {
     format!(r#"2["echo",{}{}]"#, "[".repeat(levels), "]".repeat(levels))

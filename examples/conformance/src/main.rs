@@ -1,4 +1,4 @@
-//! Reference server for the official protocol test suites (see `../shared/CONTRACTS.md`).
+//! Reference server for the official protocol test suites (see `docs/examples.md`, section 1).
 //!
 //! ```text
 //! cargo run -p conformance                        # Socket.IO at /socket.io/ (JSON parser)

@@ -1,5 +1,5 @@
 //! Everything an application uses, driven by the official clients in `tests/e2e` (the
-//! contract is `../shared/CONTRACTS.md`, section 2) and by the benchmarks (section 4).
+//! contract is `docs/examples.md`, section 2) and by the benchmarks (section 4).
 //!
 //! ```text
 //! cargo run --release -p interop                 # http://127.0.0.1:3000, Socket.IO at /socket.io/

@@ -73,15 +73,8 @@ impl HandshakeData {
                 }
             }
         }
-        let query = handshake
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (key.to_owned(), Value::String(value.to_owned()))
-            })
+        let query = form_urlencoded::parse(handshake.query().unwrap_or_default().as_bytes())
+            .map(|(key, value)| (key.into_owned(), Value::String(value.into_owned())))
             .collect();
         let since_epoch = handshake
             .issued_at()

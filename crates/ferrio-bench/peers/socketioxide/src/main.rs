@@ -1,4 +1,4 @@
-//! Benchmark peer: the benchmark contract of `interop` (`/work/shared/CONTRACTS.md`, section 4,
+//! Benchmark peer: the benchmark contract of `interop` (`docs/examples.md`, section 4,
 //! plus `welcome`, `join`, `/health` and `/emit`) served by socketioxide 0.18.9, used the way
 //! its README shows. It exists only to be measured beside Ferrio.
 //!
