@@ -78,6 +78,6 @@ export function startServer({ bin, args = [], env, label, hint }) {
     return exited;
   };
 
-  return { ready, stop, stderrTail: () => stderr };
+  return { ready, stop, stderrTail: () => stderr, pid: child.pid };
 }
 

@@ -34,7 +34,7 @@ pub struct EngineIoConfig {
     pub(crate) websocket: bool,
     pub(crate) allow_upgrades: bool,
     pub(crate) allow_request: Option<AllowRequest>,
-    pub(crate) max_buffered_packets: usize,
+    pub(crate) outbound: OutboundLimits,
     pub(crate) cors: Cors,
     pub(crate) ws_read_buffer_size: usize,
 }
@@ -51,10 +51,38 @@ impl Default for EngineIoConfig {
             websocket: true,
             allow_upgrades: true,
             allow_request: None,
-            max_buffered_packets: 1024,
+            outbound: OutboundLimits::default(),
             cors: Cors::default(),
             ws_read_buffer_size: 2048,
         }
+    }
+}
+
+/// The outbound flow control of every session (see [`EngineIoConfig::outbound_budget`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OutboundLimits {
+    /// Unread bytes past which the client must show progress.
+    pub(crate) budget: u64,
+    /// How long a session over budget may make no progress.
+    pub(crate) stall_timeout: Duration,
+    /// Unread bytes past which sends are refused and the session closed.
+    pub(crate) limit: u64,
+}
+
+impl Default for OutboundLimits {
+    fn default() -> Self {
+        Self {
+            budget: 8 * 1024 * 1024,
+            stall_timeout: Duration::from_secs(1),
+            limit: 128 * 1024 * 1024,
+        }
+    }
+}
+
+impl OutboundLimits {
+    /// The hard limit, never below the budget.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit.max(self.budget)
     }
 }
 
@@ -133,10 +161,34 @@ impl EngineIoConfig {
         self
     }
 
-    /// The most messages a session buffers for a client that does not read them; past it,
-    /// [`Socket::send`](crate::Socket::send) hands the message back. Default: 1024.
-    pub fn max_buffered_packets(mut self, packets: usize) -> Self {
-        self.max_buffered_packets = packets.max(1);
+    /// How many bytes of messages a client may leave unread before it must show that it
+    /// reads: a session over this budget whose transport takes nothing from its queue for
+    /// [`outbound_stall_timeout`](Self::outbound_stall_timeout) is closed
+    /// ([`CloseReason::SlowClient`](crate::CloseReason::SlowClient)) and its queue freed. A
+    /// client that keeps reading may go over it for as long as it keeps up: a burst never
+    /// costs it a message. Messages encoded once for many sessions
+    /// ([`PreparedMessage`](crate::PreparedMessage)) count in each session's budget but are
+    /// held in memory once. Default: 8 MiB.
+    pub fn outbound_budget(mut self, bytes: usize) -> Self {
+        self.outbound.budget = bytes as u64;
+        self
+    }
+
+    /// How long a session over its [`outbound_budget`](Self::outbound_budget) may go without
+    /// its transport taking anything from the queue (a WebSocket client that stopped reading,
+    /// a polling client that stopped polling) before it is closed. Default: 1 s.
+    pub fn outbound_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.outbound.stall_timeout = timeout;
+        self
+    }
+
+    /// The most bytes of unread messages a session may hold, whether or not its client
+    /// reads: a send past it is refused ([`SendError::Full`](crate::SendError::Full)) and
+    /// the session closed ([`CloseReason::SlowClient`](crate::CloseReason::SlowClient)), so
+    /// a client that reads slower than it is sent to cannot hold more than this. Never below
+    /// the budget. Default: 128 MiB.
+    pub fn outbound_limit(mut self, bytes: usize) -> Self {
+        self.outbound.limit = bytes as u64;
         self
     }
 
@@ -173,7 +225,7 @@ impl fmt::Debug for EngineIoConfig {
             .field("websocket", &self.websocket)
             .field("allow_upgrades", &self.allow_upgrades)
             .field("allow_request", &self.allow_request.is_some())
-            .field("max_buffered_packets", &self.max_buffered_packets)
+            .field("outbound", &self.outbound)
             .field("cors", &self.cors)
             .field("ws_read_buffer_size", &self.ws_read_buffer_size)
             .finish()

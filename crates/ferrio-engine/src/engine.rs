@@ -13,6 +13,7 @@ use crate::body::ResponseBody;
 use crate::config::EngineIoConfig;
 use crate::cors::Cors;
 use crate::error::EngineError;
+use crate::flow::Watchdog;
 use crate::handler::{EngineHandler, Transport};
 use crate::handshake::{Handshake, handshake_info};
 use crate::sid::Sid;
@@ -26,6 +27,14 @@ pub(crate) struct Engine {
     pub(crate) config: EngineIoConfig,
     pub(crate) handler: Arc<dyn EngineHandler>,
     sessions: RwLock<HashMap<Sid, Arc<Session>>>,
+    /// Closes the sessions whose clients stopped reading.
+    pub(crate) watchdog: Arc<Watchdog>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.watchdog.stop();
+    }
 }
 
 /// The query parameters the engine reads.
@@ -61,6 +70,7 @@ impl Engine {
             config,
             handler,
             sessions: RwLock::new(HashMap::new()),
+            watchdog: Arc::default(),
         })
     }
 
@@ -114,6 +124,7 @@ impl Engine {
         handshake: Handshake,
         transport: Transport,
     ) -> Arc<Session> {
+        self.watchdog.start(self.config.outbound);
         let session = Session::new(self.clone(), handshake, transport);
         if transport == Transport::WebSocket {
             let open = self.open_packet(session.sid, transport);

@@ -87,6 +87,12 @@ pub enum CloseReason {
     PingTimeout,
     /// The client sent something that is not valid Engine.IO.
     ParseError,
+    /// The client left too much unread: over its
+    /// [`outbound_budget`](crate::EngineIoConfig::outbound_budget) with nothing read for
+    /// the [`outbound_stall_timeout`](crate::EngineIoConfig::outbound_stall_timeout), or at its
+    /// [`outbound_limit`](crate::EngineIoConfig::outbound_limit). What it had not read is
+    /// dropped with the session.
+    SlowClient,
 }
 
 impl CloseReason {
@@ -98,6 +104,7 @@ impl CloseReason {
             Self::ForcedClose => "forced close",
             Self::PingTimeout => "ping timeout",
             Self::ParseError => "parse error",
+            Self::SlowClient => "slow client",
         }
     }
 }

@@ -56,7 +56,7 @@ impl Session {
 
     /// Queues the ping that was `due` and returns the deadline of its pong; `None` if the
     /// session has closed.
-    pub(crate) fn ping(&self, due: Instant) -> Option<Instant> {
+    pub(crate) fn ping(self: &Arc<Self>, due: Instant) -> Option<Instant> {
         // Deadlines count from when the ping was due, not from when the timer's task woke,
         // so timer jitter never grants a client extra time.
         let deadline = later(due, self.engine.config.ping_timeout);

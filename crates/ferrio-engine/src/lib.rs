@@ -66,8 +66,11 @@
 //! - Refused requests get the protocol's error table ([`EngineError`]): `400` (or `403`) with
 //!   `{"code":N,"message":"..."}`.
 //! - Bodies and WebSocket messages are bounded by
-//!   [`max_payload`](EngineIoConfig::max_payload); outbound queues by
-//!   [`max_buffered_packets`](EngineIoConfig::max_buffered_packets).
+//!   [`max_payload`](EngineIoConfig::max_payload). Outbound queues are bounded in bytes: a
+//!   client that reads gets every message however fast the server sends; one that leaves
+//!   more than its [`outbound_budget`](EngineIoConfig::outbound_budget) unread and stops
+//!   reading, or reaches its [`outbound_limit`](EngineIoConfig::outbound_limit), is closed
+//!   ([`CloseReason::SlowClient`]) and its memory freed.
 //! - A WebSocket session costs one task, which owns the connection and runs the heartbeat;
 //!   a polling session costs one small heartbeat task and owns no task between polls.
 //!
@@ -85,6 +88,7 @@ mod config;
 mod cors;
 mod engine;
 mod error;
+mod flow;
 mod handler;
 mod handshake;
 mod heartbeat;

@@ -28,6 +28,14 @@ impl Frame {
     pub(crate) fn noop() -> Self {
         Self::Text(Utf8Bytes::from_static("6"))
     }
+
+    /// The bytes it counts for in its session's outbound budget.
+    pub(crate) fn len(&self) -> u64 {
+        match self {
+            Self::Text(text) => text.len() as u64,
+            Self::Binary(data) => data.len() as u64,
+        }
+    }
 }
 
 /// A message encoded once, to be sent to any number of sockets without copying it again.
@@ -61,10 +69,17 @@ impl PreparedMessage {
 
     /// A text message from a string that already starts with the `4` packet type, as an
     /// encoder that writes the prefix itself produces; `None` if it does not.
-    pub fn from_message_packet(packet: String) -> Option<Self> {
-        packet
-            .starts_with('4')
-            .then(|| Self(Frame::Text(Utf8Bytes::from(packet))))
+    pub fn from_message_packet(mut packet: String) -> Option<Self> {
+        if !packet.starts_with('4') {
+            return None;
+        }
+        // An encoder that grew its buffer by doubling may leave up to half of it unused, and
+        // a queued message holds its whole buffer for as long as the slowest recipient has
+        // not read it: large ones are trimmed to their length once, here.
+        if packet.capacity() > 4096 && packet.capacity() - packet.len() > packet.len() / 8 {
+            packet.shrink_to_fit();
+        }
+        Some(Self(Frame::Text(Utf8Bytes::from(packet))))
     }
 
     /// A binary message.
@@ -99,7 +114,8 @@ impl From<Message> for PreparedMessage {
 /// A send that failed; the message is handed back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError<T> {
-    /// The session already buffers `max_buffered_packets` messages the client has not read.
+    /// The session holds its [`outbound_limit`](crate::EngineIoConfig::outbound_limit) of
+    /// messages its client has not read: it is being closed as a slow client.
     Full(T),
     /// The session has closed.
     Closed(T),
@@ -117,7 +133,7 @@ impl<T> SendError<T> {
 impl<T> fmt::Display for SendError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Full(_) => f.write_str("the session's outbound buffer is full"),
+            Self::Full(_) => f.write_str("the session's client has too much unread (slow client)"),
             Self::Closed(_) => f.write_str("the session is closed"),
         }
     }

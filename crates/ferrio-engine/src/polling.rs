@@ -44,7 +44,7 @@ pub(crate) async fn poll<RB>(
     };
     let (payload, last) = session
         .wait_for(|state| {
-            let answer = payload_for(state)?;
+            let answer = payload_for(session, state)?;
             state.poll_pending = false;
             Some(answer)
         })
@@ -60,7 +60,7 @@ pub(crate) async fn poll<RB>(
 
 /// The answer to a pending poll in this state, and whether it is the session's last one;
 /// `None` to keep waiting.
-fn payload_for(state: &mut State) -> Option<(Bytes, bool)> {
+fn payload_for(session: &Session, state: &mut State) -> Option<(Bytes, bool)> {
     if state.closed.is_none() {
         if matches!(state.upgrade, Upgrade::Probing | Upgrade::Done) {
             // The client is moving to WebSocket: end this poll, keep the queue for it.
@@ -71,6 +71,7 @@ fn payload_for(state: &mut State) -> Option<(Bytes, bool)> {
         }
     }
     let mut out = String::with_capacity(payload_len(state));
+    let taken: u64 = state.queue.iter().map(Frame::len).sum();
     for frame in state.queue.drain(..) {
         if !out.is_empty() {
             out.push(wire::SEPARATOR as char);
@@ -92,6 +93,7 @@ fn payload_for(state: &mut State) -> Option<(Bytes, bool)> {
         out.push_str(last.as_str());
     }
     shrink_after_burst(&mut state.queue);
+    session.record_written(taken);
     Some((Bytes::from(out), last.is_some()))
 }
 

@@ -5,6 +5,7 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::Notify;
@@ -12,6 +13,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::engine::Engine;
+use crate::flow::{Progress, Slow};
 use crate::handler::{CloseReason, EngineHandler, Message, Transport};
 use crate::handshake::Handshake;
 use crate::message::{Frame, PreparedMessage, SendError};
@@ -53,6 +55,17 @@ pub(crate) struct State {
     dispatching: u32,
     /// A close that happened while a callback ran, reported when the last one returns.
     deferred_close: Option<CloseReason>,
+    /// Bytes ever queued; less [`Session::written`], the bytes the client has not read.
+    pushed: u64,
+    /// On the watchdog's list (over budget, or at the limit).
+    watched: bool,
+    /// A send found the session at its hard limit: every later send is refused too, until
+    /// the watchdog closes it.
+    at_limit: bool,
+    /// Closed as a slow client: its queue was dropped, and its writer stops where it is.
+    pub(crate) abandoned: bool,
+    /// The WebSocket writer is waiting for the client to take what it wrote.
+    pub(crate) write_blocked: bool,
 }
 
 pub(crate) struct Session {
@@ -65,6 +78,8 @@ pub(crate) struct Session {
     pub(crate) changed: Notify,
     /// Wakes the heartbeat on a pong or a close.
     pub(crate) heartbeat: Notify,
+    /// Bytes the transport has taken from the queue, ever (see [`State::pushed`]).
+    written: AtomicU64,
     /// State of the layer above, attached once (see [`Socket::attach`]).
     attached: OnceLock<Box<dyn Any + Send + Sync>>,
 }
@@ -92,9 +107,15 @@ impl Session {
                 // is reported after it.
                 dispatching: 1,
                 deferred_close: None,
+                pushed: 0,
+                watched: false,
+                at_limit: false,
+                abandoned: false,
+                write_blocked: false,
             }),
             changed: Notify::new(),
             heartbeat: Notify::new(),
+            written: AtomicU64::new(0),
         })
     }
 
@@ -108,39 +129,164 @@ impl Session {
         Socket(self.clone())
     }
 
-    pub(crate) fn push(&self, frame: Frame, bounded: bool) -> Result<(), SendError<Frame>> {
+    /// Queues a frame. A `bounded` one (every message; not pings) counts against the
+    /// outbound limits and is refused when the session is at its limit.
+    pub(crate) fn push(
+        self: &Arc<Self>,
+        frame: Frame,
+        bounded: bool,
+    ) -> Result<(), SendError<Frame>> {
         let mut state = self.state();
         if state.closed.is_some() {
             return Err(SendError::Closed(frame));
         }
-        if bounded && state.queue.len() >= self.engine.config.max_buffered_packets {
+        let len = frame.len();
+        let admitted = if bounded {
+            self.admit(&mut state, len)
+        } else {
+            state.pushed += len;
+            Admitted::Yes
+        };
+        if admitted.refused() {
+            drop(state);
+            self.tell_watchdog(admitted);
             return Err(SendError::Full(frame));
         }
+        let was_empty = state.queue.is_empty();
         state.queue.push_back(frame);
         drop(state);
-        self.changed.notify_waiters();
+        self.tell_watchdog(admitted);
+        // Whoever drains the queue takes all of it when woken: one wake-up per batch.
+        if was_empty {
+            self.changed.notify_waiters();
+        }
         Ok(())
     }
 
     /// Queues several frames back to back, with nothing from another sender between them;
     /// all of them or none.
-    fn push_all(&self, frames: &[PreparedMessage]) -> Result<(), SendError<()>> {
+    fn push_all(self: &Arc<Self>, frames: &[PreparedMessage]) -> Result<(), SendError<()>> {
         let mut state = self.state();
         if state.closed.is_some() {
             return Err(SendError::Closed(()));
         }
-        let room = self
-            .engine
-            .config
-            .max_buffered_packets
-            .saturating_sub(state.queue.len());
-        if frames.len() > room {
+        let len = frames.iter().map(|m| m.0.len()).sum();
+        let admitted = self.admit(&mut state, len);
+        if admitted.refused() {
+            drop(state);
+            self.tell_watchdog(admitted);
             return Err(SendError::Full(()));
         }
+        let was_empty = state.queue.is_empty();
         state.queue.extend(frames.iter().map(|m| m.0.clone()));
         drop(state);
-        self.changed.notify_waiters();
+        self.tell_watchdog(admitted);
+        if was_empty {
+            self.changed.notify_waiters();
+        }
         Ok(())
+    }
+
+    /// Counts `len` more bytes against the outbound limits, unless they would pass the hard
+    /// limit. Marks the session for the watchdog when it goes over its budget or hits the
+    /// limit; the caller hands it over once the state is unlocked (the watchdog locks its
+    /// list before a session's state, never after).
+    fn admit(&self, state: &mut State, len: u64) -> Admitted {
+        let limits = &self.engine.config.outbound;
+        let unsent = (state.pushed + len).saturating_sub(self.written.load(Ordering::Relaxed));
+        if state.at_limit {
+            return Admitted::Refused;
+        }
+        if unsent > limits.limit() {
+            state.at_limit = true;
+            let listed = std::mem::replace(&mut state.watched, true);
+            return Admitted::AtLimit { listed };
+        }
+        state.pushed += len;
+        if unsent > limits.budget && !state.watched {
+            state.watched = true;
+            return Admitted::OverBudget;
+        }
+        Admitted::Yes
+    }
+
+    fn tell_watchdog(self: &Arc<Self>, admitted: Admitted) {
+        let watchdog = &self.engine.watchdog;
+        match admitted {
+            Admitted::OverBudget | Admitted::AtLimit { listed: false } => {
+                watchdog.watch(self.clone(), self.written.load(Ordering::Relaxed));
+            }
+            // Already listed: checked at once rather than at the next tick.
+            Admitted::AtLimit { listed: true } => watchdog.wake(),
+            Admitted::Yes | Admitted::Refused => {}
+        }
+    }
+
+    /// Records bytes the transport took from the queue: written to the WebSocket, or
+    /// collected by a poll.
+    pub(crate) fn record_written(&self, bytes: u64) {
+        self.written.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes queued and not yet taken by the transport.
+    pub(crate) fn unsent(&self, state: &State) -> u64 {
+        state
+            .pushed
+            .saturating_sub(self.written.load(Ordering::Relaxed))
+    }
+
+    /// For the watchdog: how the session stands, or `None` when it no longer needs watching
+    /// (closed, or back under `budget`), in which case it is marked unwatched.
+    pub(crate) fn outbound_progress(&self, budget: u64) -> Option<Progress> {
+        let mut state = self.state();
+        let over = state.at_limit || self.unsent(&state) > budget;
+        if state.closed.is_some() || !over {
+            state.watched = false;
+            return None;
+        }
+        // Only time spent waiting for the client counts as a stall: not a writer busy
+        // running a handler, nor a poll being answered.
+        let waiting_for_client = match state.transport {
+            Transport::WebSocket => state.write_blocked,
+            Transport::Polling => !state.poll_pending,
+        };
+        Some(Progress {
+            written: self.written.load(Ordering::Relaxed),
+            at_limit: state.at_limit,
+            waiting_for_client,
+        })
+    }
+
+    /// Closes a slow client: drops what it has not read (its writer stops where it is) and
+    /// closes the session with [`CloseReason::SlowClient`].
+    pub(crate) fn close_slow(self: &Arc<Self>, why: Slow) {
+        let unsent = {
+            let mut state = self.state();
+            if state.closed.is_some() {
+                return;
+            }
+            let unsent = self.unsent(&state);
+            state.queue = VecDeque::new();
+            state.abandoned = true;
+            unsent
+        };
+        let limits = &self.engine.config.outbound;
+        match why {
+            Slow::Stalled => tracing::warn!(
+                sid = %self.sid,
+                unread_bytes = unsent,
+                budget = limits.budget,
+                stall_timeout = ?limits.stall_timeout,
+                "closing a slow client: over its outbound budget and reading nothing"
+            ),
+            Slow::AtLimit => tracing::warn!(
+                sid = %self.sid,
+                unread_bytes = unsent,
+                limit = limits.limit(),
+                "closing a slow client: at its outbound limit"
+            ),
+        }
+        self.close(CloseReason::SlowClient, LastPacket::Close);
     }
 
     /// Waits until `check` returns `Some`, re-checking after every state change.
@@ -158,9 +304,10 @@ impl Session {
 
     /// Queues the `open` packet of a WebSocket session, ahead of everything else.
     pub(crate) fn push_open(&self, packet: String) {
-        self.state()
-            .queue
-            .push_front(Frame::Text(Utf8Bytes::from(packet)));
+        let frame = Frame::Text(Utf8Bytes::from(packet));
+        let mut state = self.state();
+        state.pushed += frame.len();
+        state.queue.push_front(frame);
     }
 
     /// Closes the session once: marks it closed, wakes its writers and heartbeat, forgets it
@@ -277,6 +424,27 @@ impl Session {
     }
 }
 
+/// What [`Session::admit`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admitted {
+    Yes,
+    /// Queued, and the session just went over its budget: the watchdog must learn of it.
+    OverBudget,
+    /// Refused: the session just reached its limit, and the watchdog must learn of it
+    /// (`listed`: it is on the watch list already).
+    AtLimit {
+        listed: bool,
+    },
+    /// Refused: the session was already at its limit.
+    Refused,
+}
+
+impl Admitted {
+    fn refused(self) -> bool {
+        matches!(self, Self::AtLimit { .. } | Self::Refused)
+    }
+}
+
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
@@ -287,8 +455,9 @@ impl fmt::Debug for Session {
 
 /// A cheap, cloneable handle to one Engine.IO session.
 ///
-/// Sending never waits: messages go into the session's bounded outbound queue and are written
-/// by whichever transport the client currently uses.
+/// Sending never waits: messages go into the session's outbound queue and are written by
+/// whichever transport the client currently uses. The queue is bounded in bytes (see
+/// [`EngineIoConfig::outbound_budget`](crate::EngineIoConfig::outbound_budget)).
 #[derive(Clone)]
 pub struct Socket(pub(crate) Arc<Session>);
 
@@ -350,6 +519,13 @@ impl Socket {
     /// polls. Zero means the transport is keeping up.
     pub fn buffered(&self) -> usize {
         self.0.state().queue.len()
+    }
+
+    /// The bytes of messages sent to this session that its transport has not taken yet (the
+    /// figure the outbound budget and limit are checked against).
+    pub fn buffered_bytes(&self) -> u64 {
+        let state = self.0.state();
+        self.0.unsent(&state)
     }
 
     /// Attaches the layer above's own state to this session, once: the Socket.IO layer keeps

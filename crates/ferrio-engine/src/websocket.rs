@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -288,7 +289,7 @@ fn to_ws_message(frame: Frame) -> tungstenite::Message {
 /// Polls the sink by hand rather than awaiting `feed` for each frame: this future lives in
 /// every connection task's state, and stays less than half the size.
 fn write_batch<'a>(
-    session: &Session,
+    session: &'a Session,
     ws: &'a mut Ws,
     batch: &'a mut VecDeque<Frame>,
 ) -> Timeout<impl Future<Output = Result<(), tungstenite::Error>> + 'a> {
@@ -301,6 +302,8 @@ fn write_batch<'a>(
             }
             ready!(ws.poll_ready_unpin(cx))?;
             if let Some(frame) = batch.pop_front() {
+                // Taken by the socket: progress for the outbound budget.
+                session.record_written(frame.len());
                 ws.start_send_unpin(to_ws_message(frame))?;
             }
         }
@@ -372,15 +375,38 @@ fn run(session: &Arc<Session>, mut ws: Ws, heartbeat: Heartbeat) -> impl Future<
                     timer.as_mut().reset(session.next_ping());
                 }
                 if !batch.is_empty() {
-                    // The heartbeat goes on while a slow client takes its time.
+                    // The heartbeat goes on while a slow client takes its time, and a close
+                    // as a slow client stops the write where it is.
                     let written = {
                         let write = write_batch(session, &mut ws, &mut batch);
                         tokio::pin!(write);
-                        loop {
-                            tokio::select! {
-                                biased;
-                                written = &mut write => break matches!(written, Ok(Ok(()))),
-                                () = &mut timer, if beat != Beat::Off => beat = beat.on_timer(session, timer.as_mut()),
+                        // Most batches are written at once, without registering for wake-ups.
+                        match std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await
+                        {
+                            Poll::Ready(written) => matches!(written, Ok(Ok(()))),
+                            Poll::Pending => {
+                                let written = loop {
+                                    let woken = session.changed.notified();
+                                    tokio::pin!(woken);
+                                    woken.as_mut().enable();
+                                    {
+                                        let mut state = session.state();
+                                        if state.abandoned {
+                                            break false;
+                                        }
+                                        // Waiting for the client to read: what the stall
+                                        // timeout measures.
+                                        state.write_blocked = true;
+                                    }
+                                    tokio::select! {
+                                        biased;
+                                        written = &mut write => break matches!(written, Ok(Ok(()))),
+                                        () = &mut timer, if beat != Beat::Off => beat = beat.on_timer(session, timer.as_mut()),
+                                        () = woken => {}
+                                    }
+                                };
+                                session.state().write_blocked = false;
+                                written
                             }
                         }
                     };

@@ -66,7 +66,10 @@ async fn sockets_compare_by_session() {
 #[tokio::test]
 async fn a_batch_arrives_whole_and_in_order_or_not_at_all() {
     use ferrio_engine::{PreparedMessage, SendError};
-    let app = app(EngineIoConfig::default().max_buffered_packets(4));
+    // A batch is 7 + 2 + 1 bytes: the limit leaves room for two unread batches, not three.
+    let app = app(EngineIoConfig::default()
+        .outbound_budget(1)
+        .outbound_limit(20));
     let sid = handshake(&app.router).await;
     let socket = app.engine.get(sid).unwrap();
 
@@ -77,12 +80,17 @@ async fn a_batch_arrives_whole_and_in_order_or_not_at_all() {
         PreparedMessage::binary(vec![3u8]),
     ];
     socket.send_batch(&batch).unwrap();
-    // Four queued: a second batch of three does not fit, and none of it is queued.
-    assert_eq!(socket.send_batch(&batch), Err(SendError::Full(())));
     assert_eq!(
         get(&app.router, &poll_uri(sid)).await.body,
         "4before\x1e4header\x1ebAQI=\x1ebAw=="
     );
+
+    socket.send_batch(&batch).unwrap();
+    socket.send_batch(&batch).unwrap();
+    // A third batch does not fit, and none of it is queued.
+    assert_eq!(socket.send_batch(&batch), Err(SendError::Full(())));
+    assert_eq!(socket.buffered(), 6);
+    assert_eq!(socket.buffered_bytes(), 20);
 
     socket.close();
     assert_eq!(socket.send_batch(&batch), Err(SendError::Closed(())));

@@ -236,24 +236,98 @@ async fn messages_sent_in_on_open_are_polled_in_order() {
 }
 
 #[tokio::test]
-async fn the_outbound_buffer_is_bounded_and_hands_the_message_back() {
-    let t = app(EngineIoConfig::default().max_buffered_packets(2));
+async fn past_the_outbound_limit_a_send_hands_the_message_back_and_the_session_closes() {
+    // "4a" (2 bytes) fits the limit of 3; the binary [7, 7] would make 4.
+    let mut t = app(EngineIoConfig::default()
+        .outbound_budget(1)
+        .outbound_limit(3));
     let sid = handshake(&t.router).await;
     let socket = socket(&t, sid);
     socket.send("a").unwrap();
-    socket.send(Bytes::from_static(&[7])).unwrap();
-    assert_eq!(socket.send("c"), Err(SendError::Full(Message::from("c"))));
+    assert_eq!(socket.buffered_bytes(), 2);
     assert_eq!(
-        socket.send(Bytes::from_static(&[9])),
-        Err(SendError::Full(Message::Binary(Bytes::from_static(&[9]))))
+        socket.send(Bytes::from_static(&[7, 7])),
+        Err(SendError::Full(Message::Binary(Bytes::from_static(&[
+            7, 7
+        ]))))
     );
+    // Nothing is queued after a refusal, even what would fit: the client would miss a
+    // message in the middle. The session is closed as a slow client instead.
+    assert_eq!(socket.send("c"), Err(SendError::Full(Message::from("c"))));
+    assert_eq!(t.events.close_of(sid).await, CloseReason::SlowClient);
+    assert!(socket.is_closed());
+    assert_eq!(socket.send("d"), Err(SendError::Closed(Message::from("d"))));
+}
 
-    let reply = get(&t.router, &poll_uri(sid)).await;
-    assert_eq!(reply.body, "4a\x1ebBw==");
+#[tokio::test]
+async fn a_polling_client_that_keeps_polling_gets_everything_however_much_is_queued() {
+    // A budget of 16 bytes, and 100 messages of 10 bytes queued at once: far over the budget,
+    // but under the limit, and the client polls.
+    let mut t = app(EngineIoConfig::default()
+        .outbound_budget(16)
+        .outbound_stall_timeout(Duration::from_millis(100)));
+    let sid = handshake(&t.router).await;
+    let socket = socket(&t, sid);
+    for i in 0..100 {
+        socket.send(format!("message{i:02}")).unwrap();
+    }
+    assert_eq!(socket.buffered_bytes(), 100 * 10);
+    let body = get(&t.router, &poll_uri(sid)).await.body;
+    assert_eq!(body.split('\x1e').count(), 100);
+    assert_eq!(socket.buffered_bytes(), 0);
+    // Well past the stall timeout: polled in time, the session is still open.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!socket.is_closed());
+    assert!(
+        t.events
+            .drain()
+            .iter()
+            .all(|e| !matches!(e, Event::Close(..)))
+    );
+}
 
-    // Polling drained the buffer: there is room again.
-    socket.send("c").unwrap();
-    assert_eq!(get(&t.router, &poll_uri(sid)).await.body, "4c");
+#[tokio::test]
+async fn a_polling_client_over_its_budget_that_stops_polling_is_closed_as_a_slow_client() {
+    let mut t = app(EngineIoConfig::default()
+        .outbound_budget(16)
+        .outbound_stall_timeout(Duration::from_millis(100)));
+    let sid = handshake(&t.router).await;
+    let socket = socket(&t, sid);
+    for i in 0..10 {
+        socket.send(format!("message{i:02}")).unwrap();
+    }
+    assert_eq!(t.events.close_of(sid).await, CloseReason::SlowClient);
+    // Its queue is gone with it: no last poll collects it.
+    assert_eq!(socket.buffered(), 0);
+    assert_eq!(get(&t.router, &poll_uri(sid)).await.status, 400);
+}
+
+#[tokio::test]
+async fn under_its_budget_a_client_that_does_not_poll_is_left_alone() {
+    let mut t = app(EngineIoConfig::default()
+        .outbound_budget(1000)
+        .outbound_stall_timeout(Duration::from_millis(50)));
+    let sid = handshake(&t.router).await;
+    let socket = socket(&t, sid);
+    for i in 0..10 {
+        socket.send(format!("message{i:02}")).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!socket.is_closed());
+    assert!(
+        t.events
+            .drain()
+            .iter()
+            .all(|e| !matches!(e, Event::Close(..)))
+    );
+    assert_eq!(
+        get(&t.router, &poll_uri(sid))
+            .await
+            .body
+            .split('\x1e')
+            .count(),
+        10
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

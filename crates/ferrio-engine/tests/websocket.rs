@@ -418,3 +418,55 @@ async fn a_refused_handshake_closes_its_connection() {
     assert!(response.contains("connection: close"), "{response}");
     assert!(response.contains(r#"{"code":0,"message":"transport unknown"}"#));
 }
+
+/// A burst far over the outbound budget: a client that reads gets all of it, in order; one
+/// that stopped reading is closed as a slow client, its queue dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reading_client_gets_a_whole_burst_and_a_stalled_one_is_closed() {
+    use ferrio_engine::PreparedMessage;
+    const COUNT: usize = 2000;
+    let app = app(EngineIoConfig::default()
+        .outbound_budget(64 * 1024)
+        .outbound_stall_timeout(Duration::from_millis(200)));
+    let mut events = app.events;
+    let engine = app.engine.clone();
+    let addr = serve(app.router).await;
+
+    let (mut reader, reader_sid) = ws_handshake(addr).await;
+    let (stalled, stalled_sid) = ws_handshake(addr).await;
+    let sockets = [
+        engine.get(reader_sid).unwrap(),
+        engine.get(stalled_sid).unwrap(),
+    ];
+
+    // 2 000 messages of 8 KiB (16 MiB): far more than the kernel's socket buffers hold.
+    let filler = "x".repeat(8 * 1024);
+    for i in 0..COUNT {
+        let message = PreparedMessage::text(&format!("{i:05}{filler}"));
+        for socket in &sockets {
+            socket.send_prepared(&message).unwrap();
+        }
+    }
+    let read = tokio::spawn(async move {
+        let mut next = 0;
+        while next < COUNT {
+            let text = ws_next_text(&mut reader).await;
+            assert_eq!(text[1..6], format!("{next:05}"), "messages arrive in order");
+            next += 1;
+        }
+        reader
+    });
+
+    assert_eq!(events.close_of(stalled_sid).await, CloseReason::SlowClient);
+    assert_eq!(
+        sockets[1].buffered(),
+        0,
+        "the stalled client's queue is dropped"
+    );
+    let mut reader = read.await.expect("the reading client got every message");
+    assert!(!sockets[0].is_closed());
+    assert_eq!(sockets[0].buffered_bytes(), 0);
+    sockets[0].send("after").unwrap();
+    assert_eq!(ws_next_text(&mut reader).await, "4after");
+    drop(stalled);
+}

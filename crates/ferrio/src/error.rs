@@ -31,6 +31,10 @@ pub enum DisconnectReason {
     /// The server removed the socket from the namespace
     /// ([`SocketRef::disconnect`](crate::SocketRef::disconnect)).
     ServerNamespaceDisconnect,
+    /// The client left too much unread and stopped reading, or reached its outbound limit:
+    /// the connection was closed and what it had not read dropped (see
+    /// [`EngineIoConfig::outbound_budget`](crate::EngineIoConfig::outbound_budget)).
+    SlowClient,
 }
 
 impl DisconnectReason {
@@ -46,6 +50,7 @@ impl DisconnectReason {
             Self::ForcedServerClose => "forced server close",
             Self::ClientNamespaceDisconnect => "client namespace disconnect",
             Self::ServerNamespaceDisconnect => "server namespace disconnect",
+            Self::SlowClient => "slow client",
         }
     }
 
@@ -56,6 +61,7 @@ impl DisconnectReason {
             C::TransportClose => Self::TransportClose,
             C::PingTimeout => Self::PingTimeout,
             C::ParseError => Self::ParseError,
+            C::SlowClient => Self::SlowClient,
             _ => Self::ForcedClose,
         }
     }
@@ -73,7 +79,9 @@ impl fmt::Display for DisconnectReason {
 pub enum EmitError {
     /// The data could not be serialized.
     Encode(EncodeError),
-    /// The socket's outbound queue is full (the client reads too slowly).
+    /// The client has its [`outbound_limit`](crate::EngineIoConfig::outbound_limit) of
+    /// unread messages: nothing more is queued for it, and it is being disconnected
+    /// ([`DisconnectReason::SlowClient`]).
     Full,
     /// The socket is disconnected.
     Closed,
@@ -94,7 +102,9 @@ impl fmt::Display for EmitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Encode(e) => write!(f, "cannot encode the packet: {e}"),
-            Self::Full => f.write_str("the socket's outbound queue is full"),
+            Self::Full => f.write_str(
+                "the client has too much unread: it is being disconnected as a slow client",
+            ),
             Self::Closed => f.write_str("the socket is disconnected"),
             Self::Adapter(e) => write!(f, "the broadcast failed: {e}"),
             Self::ReservedEvent(name) => write!(f, "{name:?} is a reserved event name"),
