@@ -31,6 +31,11 @@ pub enum DisconnectReason {
     /// The server removed the socket from the namespace
     /// ([`SocketRef::disconnect`](crate::SocketRef::disconnect)).
     ServerNamespaceDisconnect,
+    /// The server removed the socket from the namespace because the client sent events over
+    /// the [`RateLimit`](crate::RateLimit), with
+    /// [`RateLimitPolicy::Disconnect`](crate::RateLimitPolicy::Disconnect). The client sees
+    /// a server-side disconnect.
+    RateLimited,
 }
 
 impl DisconnectReason {
@@ -46,6 +51,7 @@ impl DisconnectReason {
             Self::ForcedServerClose => "forced server close",
             Self::ClientNamespaceDisconnect => "client namespace disconnect",
             Self::ServerNamespaceDisconnect => "server namespace disconnect",
+            Self::RateLimited => "rate limited",
         }
     }
 
