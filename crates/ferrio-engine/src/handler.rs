@@ -15,11 +15,12 @@ use crate::socket::Socket;
 /// callback itself, another task or the heartbeat) is reported as soon as the callback returns.
 ///
 /// Messages are delivered on the task that reads the client's transport, so the methods must
-/// return quickly: spawn a task for slow work. `on_close` runs on the task that closed the
-/// session or, when a callback was running then, on that callback's task once it returns. No
-/// internal lock is held during a call, so a method may freely send to or close
-/// any socket. A method that panics closes its session ("transport error"); other sessions and
-/// the server are unaffected.
+/// return quickly: spawn a task for slow work, and pause the session's reads
+/// ([`Socket::pause_reading`]) while too much of it is under way. `on_close` runs on the task
+/// that closed the session or, when a callback was running then, on that callback's task once
+/// it returns. No internal lock is held during a call, so a method may freely send to or
+/// close any socket. A method that panics closes its session ("transport error"); other
+/// sessions and the server are unaffected.
 pub trait EngineHandler: Send + Sync + 'static {
     /// A session has opened (its handshake is on its way to the client). Messages sent here
     /// reach the client right after the handshake. The session is already registered, so

@@ -208,7 +208,8 @@ where
         return Err(EngineError::BadRequest);
     }
     for packet in wire::decode_payload(&body).flatten() {
-        if session.is_closed() {
+        // Paused reads hold the rest of the payload, and the answer, until resumed.
+        if !session.until_readable().await {
             break;
         }
         if on_packet(session, packet, &body).is_err() {

@@ -66,6 +66,8 @@ pub(crate) struct State {
     pub(crate) abandoned: bool,
     /// The WebSocket writer is waiting for the client to take what it wrote.
     pub(crate) write_blocked: bool,
+    /// The layer above asked for no more messages for now ([`Socket::pause_reading`]).
+    pub(crate) reads_paused: bool,
 }
 
 pub(crate) struct Session {
@@ -112,6 +114,7 @@ impl Session {
                 at_limit: false,
                 abandoned: false,
                 write_blocked: false,
+                reads_paused: false,
             }),
             changed: Notify::new(),
             heartbeat: Notify::new(),
@@ -422,6 +425,22 @@ impl Session {
     pub(crate) fn deliver(self: &Arc<Self>, message: Message) {
         self.dispatch(|handler, socket| handler.on_message(socket, message));
     }
+
+    /// Waits while reads are paused ([`Socket::pause_reading`]); `false` once the session
+    /// has closed. One lock, as a closed check, when reads are not paused.
+    pub(crate) async fn until_readable(&self) -> bool {
+        {
+            let state = self.state();
+            if state.closed.is_some() || !state.reads_paused {
+                return state.closed.is_none();
+            }
+        }
+        self.wait_for(|state| match state.closed {
+            Some(_) => Some(false),
+            None => (!state.reads_paused).then_some(true),
+        })
+        .await
+    }
 }
 
 /// What [`Session::admit`] decided.
@@ -546,6 +565,28 @@ impl Socket {
     /// The value attached with [`Socket::attach`], if there is one of type `T`.
     pub fn attached<T: Any + Send + Sync>(&self) -> Option<&T> {
         self.0.attached.get()?.downcast_ref()
+    }
+
+    /// Stops taking messages from the client until [`resume_reading`](Self::resume_reading):
+    /// backpressure for a layer above that cannot keep up. A WebSocket connection reads no
+    /// further frame (once the TCP buffers fill, the client's sends wait); a polling
+    /// `POST` delivers no further packet and is not answered (the client sends nothing else
+    /// meanwhile). Messages already being delivered still arrive, and sending to the client
+    /// and the heartbeat go on.
+    ///
+    /// A paused session reads no pong either: one paused from a ping until `ping_timeout`
+    /// after it closes with "ping timeout". Calls do not nest: one `resume_reading` undoes
+    /// any number of `pause_reading`.
+    pub fn pause_reading(&self) {
+        self.0.state().reads_paused = true;
+    }
+
+    /// Takes messages from the client again after [`pause_reading`](Self::pause_reading).
+    pub fn resume_reading(&self) {
+        let was_paused = std::mem::replace(&mut self.0.state().reads_paused, false);
+        if was_paused {
+            self.0.changed.notify_waiters();
+        }
     }
 
     /// Closes the session from the server side ("forced close"). Messages already queued are

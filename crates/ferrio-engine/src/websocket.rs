@@ -365,10 +365,14 @@ fn run(session: &Arc<Session>, mut ws: Ws, heartbeat: Heartbeat) -> impl Future<
                 tokio::pin!(notified);
                 notified.as_mut().enable();
 
-                let (closed, pong_awaited) = {
+                let (closed, pong_awaited, paused) = {
                     let mut state = session.state();
                     std::mem::swap(&mut state.queue, &mut batch);
-                    (state.closed.is_some(), state.pong_deadline.is_some())
+                    (
+                        state.closed.is_some(),
+                        state.pong_deadline.is_some(),
+                        state.reads_paused,
+                    )
                 };
                 if beat == Beat::Pong && !pong_awaited {
                     beat = Beat::Ping;
@@ -427,8 +431,10 @@ fn run(session: &Arc<Session>, mut ws: Ws, heartbeat: Heartbeat) -> impl Future<
                     break;
                 }
 
+                // While reads are paused, frames wait in the TCP buffers (and the client's
+                // sends, once those are full): the resume that ends the pause wakes `notified`.
                 tokio::select! {
-                    msg = ws.next() => Some(msg),
+                    msg = ws.next(), if !paused => Some(msg),
                     _ = &mut notified => None,
                     () = &mut timer, if beat != Beat::Off => {
                         beat = beat.on_timer(session, timer.as_mut());

@@ -14,6 +14,7 @@ use crate::handler::{Guarded, IntoNamespaceHandler};
 use crate::io::Io;
 use crate::layer::{SocketIoLayer, SocketIoService};
 use crate::parser::Parser;
+use crate::rate_limit::{EventLimiter, RateLimit};
 use crate::registry::Registry;
 use crate::server::{AdapterFactory, Server, Shared};
 
@@ -34,6 +35,9 @@ pub struct IoBuilder {
     parser: Parser,
     ack_timeout: Duration,
     connect_timeout: Duration,
+    max_handlers: u32,
+    max_namespaces: usize,
+    event_rate_limit: Option<RateLimit>,
     state: http::Extensions,
     adapter: AdapterFactory,
 }
@@ -45,6 +49,9 @@ impl Default for IoBuilder {
             parser: Parser::default(),
             ack_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(45),
+            max_handlers: 64,
+            max_namespaces: 100,
+            event_rate_limit: None,
             state: http::Extensions::new(),
             adapter: Arc::new(|ctx| Arc::new(LocalAdapter::new(ctx))),
         }
@@ -109,6 +116,55 @@ impl IoBuilder {
         self
     }
 
+    /// How many handlers of one connection may be waiting at once: handlers (event,
+    /// connect, disconnect, and connect middlewares) that reached an `.await` that was not
+    /// ready, and so run on their own task. Handlers that finish without waiting do not
+    /// count. At least 1. Default: 64.
+    ///
+    /// This is backpressure, not a refusal: while the connection has this many handlers
+    /// waiting, the server reads nothing more from it (a WebSocket reads no further frame,
+    /// a polling `POST` is answered only once its packets are delivered), and it reads on as
+    /// soon as one of them ends. Nothing is dropped, and a client that sends faster than its
+    /// handlers finish is slowed down to their pace instead of growing the server's memory
+    /// with tasks.
+    ///
+    /// While reads are paused, the server still sends (pings included) but reads no pong:
+    /// a connection paused for longer than [`ping_timeout`](Self::ping_timeout) after a
+    /// ping is closed ("ping timeout"). So is one whose waiting handlers wait for a later
+    /// message of the same client (an acknowledgement is one, but it times out after
+    /// [`ack_timeout`](Self::ack_timeout), which ends the pause); raise the bound, or
+    /// `tokio::spawn` such work yourself, when handlers legitimately wait long.
+    pub fn max_concurrent_handlers(mut self, handlers: usize) -> Self {
+        self.max_handlers = u32::try_from(handlers).unwrap_or(u32::MAX).max(1);
+        self
+    }
+
+    /// How many namespaces one connection may be in (or joining) at once. A CONNECT
+    /// beyond it gets a CONNECT_ERROR whose message says so (`connect_error` with
+    /// "Too many namespaces: a connection may join at most N" in `socket.io-client`); the
+    /// connection and its other namespaces are unaffected, and leaving a namespace makes
+    /// room again. Dynamic namespaces are not created for refused CONNECTs. At least 1.
+    /// Default: 100.
+    pub fn max_namespaces_per_connection(mut self, namespaces: usize) -> Self {
+        self.max_namespaces = namespaces.max(1);
+        self
+    }
+
+    /// Limits the events each client sends on each socket ([`RateLimit`]: a token bucket
+    /// per socket, and what to do with the excess). Default: no limit.
+    ///
+    /// Recommended in production: a limit a few times above what your own client sends at
+    /// its busiest, such as `RateLimit::per_second(100).burst(200)` for an interactive app,
+    /// with [`RateLimitPolicy::Drop`](crate::RateLimitPolicy::Drop) (a legitimate client
+    /// that bursts loses a few events, not its connection); use
+    /// [`Disconnect`](crate::RateLimitPolicy::Disconnect) where a client over the limit is
+    /// misbehaving by definition. A client that streams, such as a game sending its
+    /// position 60 times a second on several events, needs a correspondingly higher rate.
+    pub fn event_rate_limit(mut self, limit: RateLimit) -> Self {
+        self.event_rate_limit = Some(limit);
+        self
+    }
+
     /// Application state, reachable from every handler with the [`State`](crate::State)
     /// extractor. Call it once per type. Default: none.
     pub fn with_state<T: Clone + Send + Sync + 'static>(mut self, state: T) -> Self {
@@ -131,6 +187,9 @@ impl IoBuilder {
             parser: self.parser,
             ack_timeout: self.ack_timeout,
             connect_timeout: self.connect_timeout,
+            max_handlers: self.max_handlers,
+            max_namespaces: self.max_namespaces,
+            event_rate_limit: self.event_rate_limit.map(EventLimiter::new),
             state: self.state,
             adapter: self.adapter,
         });
@@ -179,6 +238,9 @@ impl fmt::Debug for IoBuilder {
             .field("parser", &self.parser)
             .field("ack_timeout", &self.ack_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("max_concurrent_handlers", &self.max_handlers)
+            .field("max_namespaces_per_connection", &self.max_namespaces)
+            .field("event_rate_limit", &self.event_rate_limit)
             .finish_non_exhaustive()
     }
 }

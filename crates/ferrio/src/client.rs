@@ -31,6 +31,8 @@ struct ClientState {
     close_reason: Option<DisconnectReason>,
     connect_timer: Option<AbortHandle>,
     closed: bool,
+    /// Handlers of this connection running on their own task ([`Running`]).
+    running: u32,
 }
 
 /// Why a connection may not connect to a namespace now.
@@ -39,6 +41,8 @@ pub(crate) enum Refused {
     Closed,
     /// It joined the namespace already, or is joining it.
     Duplicate,
+    /// It joined (or is joining) as many namespaces as it may.
+    TooMany,
 }
 
 impl Client {
@@ -50,8 +54,9 @@ impl Client {
         self.state().sockets.iter().find(|s| s.ns() == nsp).cloned()
     }
 
-    /// Notes a CONNECT for `nsp`, unless the connection is closing or asked already.
-    pub(crate) fn begin_connect(&self, nsp: &str) -> Result<(), Refused> {
+    /// Notes a CONNECT for `nsp`, unless the connection is closing, asked already, or is in
+    /// (or joining) `max_namespaces` namespaces already.
+    pub(crate) fn begin_connect(&self, nsp: &str, max_namespaces: usize) -> Result<(), Refused> {
         let mut state = self.state();
         if state.closed {
             return Err(Refused::Closed);
@@ -59,6 +64,9 @@ impl Client {
         let joined = state.sockets.iter().any(|s| s.ns() == nsp);
         if joined || state.connecting.iter().any(|n| n == nsp) {
             return Err(Refused::Duplicate);
+        }
+        if state.sockets.len() + state.connecting.len() >= max_namespaces {
+            return Err(Refused::TooMany);
         }
         state.connecting.push(nsp.to_owned());
         Ok(())
@@ -83,6 +91,45 @@ impl Client {
             timer.abort();
         }
         true
+    }
+}
+
+/// A handler of a connection that had to wait and runs on its own task: it counts against
+/// the connection's `max_concurrent_handlers` until dropped. The connection stops reading
+/// while `max` of them run (the engine's read backpressure), and reads again as soon as one
+/// ends.
+pub(crate) struct Running {
+    engine: EngineSocket,
+    max: u32,
+}
+
+impl Running {
+    pub(crate) fn start(engine: &EngineSocket, max: u32) -> Self {
+        if let Some(client) = engine.attached::<Client>() {
+            // Counted and paused under the client's lock, so pauses and resumes reach the
+            // engine in the order of the count they follow.
+            let mut state = client.state();
+            state.running = state.running.saturating_add(1);
+            if state.running == max {
+                engine.pause_reading();
+            }
+        }
+        Self {
+            engine: engine.clone(),
+            max,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(client) = self.engine.attached::<Client>() {
+            let mut state = client.state();
+            if state.running == self.max {
+                self.engine.resume_reading();
+            }
+            state.running = state.running.saturating_sub(1);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The connect flow, in one place: a client's CONNECT for a namespace, from the packet to an
 //! admitted socket whose connect handler has run (or to the client's refusal).
 
+use std::borrow::Cow;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -17,7 +18,9 @@ use crate::socket::{SocketInner, SocketRef};
 
 /// Handles a CONNECT for namespace `nsp` with the handshake `auth`.
 ///
-/// 1. The connection may ask once per namespace (a second CONNECT is a protocol error).
+/// 1. The connection may ask once per namespace (a second CONNECT is a protocol error), and
+///    may be in at most `max_namespaces_per_connection` (beyond, the client gets a refusal
+///    saying so and the connection stays).
 /// 2. The namespace is found, or created if a dynamic pattern matches; otherwise the client
 ///    gets `Invalid namespace` and the connection stays.
 /// 3. The namespace's adapter has started (a failure is logged; local delivery works).
@@ -34,15 +37,22 @@ pub(crate) fn connect(
     nsp: String,
     auth: Option<Payload>,
 ) {
-    match client.begin_connect(&nsp) {
+    let parser = server.shared.parser;
+    let max_namespaces = server.shared.max_namespaces;
+    match client.begin_connect(&nsp, max_namespaces) {
         Ok(()) => {}
         Err(client::Refused::Closed) => return,
         Err(client::Refused::Duplicate) => {
             tracing::debug!(sid = %engine.id(), nsp, "second CONNECT for a namespace; closing");
             return client::close_connection(engine, DisconnectReason::ParseError);
         }
+        Err(client::Refused::TooMany) => {
+            tracing::debug!(sid = %engine.id(), nsp, max_namespaces, "namespace limit reached");
+            let message =
+                format!("Too many namespaces: a connection may join at most {max_namespaces}");
+            return refuse(engine, parser, &nsp, &ConnectRefusal::new(message));
+        }
     }
-    let parser = server.shared.parser;
     let Some(ns) = server.resolve(&nsp) else {
         client.end_connect(&nsp);
         return refuse(
@@ -54,8 +64,10 @@ pub(crate) fn connect(
     };
     let auth = auth.unwrap_or_else(Payload::empty_object);
     let socket = SocketRef(SocketInner::new(ns.clone(), engine.clone(), auth));
+    let origin = socket.clone();
     let engine = engine.clone();
-    run(async move {
+    // Counted like a handler while it waits (for the adapter or a middleware).
+    run(&origin, Cow::Borrowed("connect"), async move {
         let _ = ns.ready().await;
         for middleware in &ns.setup().middlewares {
             if let Err(refusal) = guarded_middleware(middleware, &socket).await {

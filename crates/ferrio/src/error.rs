@@ -35,6 +35,11 @@ pub enum DisconnectReason {
     /// the connection was closed and what it had not read dropped (see
     /// [`EngineIoConfig::outbound_budget`](crate::EngineIoConfig::outbound_budget)).
     SlowClient,
+    /// The server removed the socket from the namespace because the client sent events over
+    /// the [`RateLimit`](crate::RateLimit), with
+    /// [`RateLimitPolicy::Disconnect`](crate::RateLimitPolicy::Disconnect). The client sees
+    /// a server-side disconnect.
+    RateLimited,
 }
 
 impl DisconnectReason {
@@ -51,6 +56,7 @@ impl DisconnectReason {
             Self::ClientNamespaceDisconnect => "client namespace disconnect",
             Self::ServerNamespaceDisconnect => "server namespace disconnect",
             Self::SlowClient => "slow client",
+            Self::RateLimited => "rate limited",
         }
     }
 

@@ -6,13 +6,15 @@
 //! `()` or `Result<(), E>` (an error is logged with the namespace, socket and event), or a
 //! future of either.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 
+use crate::client::Running;
 use crate::error::{ConnectRefusal, DisconnectReason};
 use crate::extract::EventParts;
 use crate::socket::SocketRef;
@@ -20,19 +22,67 @@ use crate::socket::SocketRef;
 /// Runs a handler's future on the caller's task until it first has to wait, and only then
 /// spawns it. Handlers that finish without waiting (most do) cost no task, and everything a
 /// handler sends before its first `.await` leaves in the order the packets arrived.
-pub(crate) fn run(future: impl Future<Output = ()> + Send + 'static) {
+///
+/// A spawned handler counts against its connection's
+/// [`max_concurrent_handlers`](crate::IoBuilder::max_concurrent_handlers) until it ends. An
+/// error it returns is logged as `what` (the event, `connect` or `disconnect`) of `socket`.
+pub(crate) fn run<Out: HandlerOutput>(
+    socket: &SocketRef,
+    what: Cow<'static, str>,
+    future: impl Future<Output = Out> + Send + 'static,
+) {
+    inline_or_spawn(
+        (socket, what),
+        future,
+        |(socket, what)| {
+            let running = Running::start(&socket.0.engine, socket.0.ns.shared.max_handlers);
+            (running, socket.clone(), what)
+        },
+        |(socket, what), out| report(socket, &what, out),
+        |(running, socket, what), out| {
+            drop(running);
+            report(&socket, &what, out);
+        },
+    );
+}
+
+fn report<Out: HandlerOutput>(socket: &SocketRef, what: &str, out: Out) {
+    if let Some(e) = out.into_error() {
+        log_error(socket, what, &e);
+    }
+}
+
+/// Polls `future` once here. Ready: `done` gets its output. Pending: `spawn` turns `origin`
+/// into what the spawned task keeps, which `finished` gets with the output at the end.
+fn inline_or_spawn<O, K, F>(
+    origin: O,
+    future: F,
+    spawn: impl FnOnce(O) -> K,
+    done: impl FnOnce(O, F::Output),
+    finished: impl FnOnce(K, F::Output) + Send + 'static,
+) where
+    F: Future + Send + 'static,
+    F::Output: Send,
+    K: Send + 'static,
+{
     let mut future = Box::pin(future);
     // A future must register the waker of every poll, so polling once with a no-op waker
     // and then handing it to the runtime (which polls it again) loses no wake-up.
-    if future
+    match future
         .as_mut()
         .poll(&mut Context::from_waker(Waker::noop()))
-        .is_pending()
     {
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(future)),
+        Poll::Ready(out) => done(origin, out),
+        Poll::Pending => match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let kept = spawn(origin);
+                drop(runtime.spawn(async move {
+                    let out = future.await;
+                    finished(kept, out);
+                }));
+            }
             Err(_) => tracing::error!("a handler must wait, but there is no tokio runtime here"),
-        }
+        },
     }
 }
 
@@ -326,12 +376,7 @@ macro_rules! impl_handlers {
                     Ok(value) => value,
                     Err(e) => return log_error(&socket, "connect", &e),
                 };)*
-                let future = (self)($($ty,)*);
-                run(async move {
-                    if let Some(e) = future.await.into_error() {
-                        log_error(&socket, "connect", &e);
-                    }
-                });
+                run(&socket, Cow::Borrowed("connect"), (self)($($ty,)*));
             }
         }
 
@@ -368,11 +413,7 @@ macro_rules! impl_handlers {
                 };)*
                 let future = (self)($($ty,)*);
                 let (socket, event) = parts.into_origin();
-                run(async move {
-                    if let Some(e) = future.await.into_error() {
-                        log_error(&socket, &event, &e);
-                    }
-                });
+                run(&socket, Cow::Owned(event), future);
             }
         }
 
@@ -408,12 +449,7 @@ macro_rules! impl_handlers {
                     Ok(value) => value,
                     Err(e) => return log_error(&socket, "disconnect", &e),
                 };)*
-                let future = (self)($($ty,)*);
-                run(async move {
-                    if let Some(e) = future.await.into_error() {
-                        log_error(&socket, "disconnect", &e);
-                    }
-                });
+                run(&socket, Cow::Borrowed("disconnect"), (self)($($ty,)*));
             }
         }
 
@@ -493,23 +529,43 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[tokio::test]
-    async fn run_finishes_ready_futures_inline_and_spawns_waiting_ones() {
-        let done = Arc::new(AtomicUsize::new(0));
-        let d = done.clone();
-        run(async move {
-            d.fetch_add(1, Ordering::SeqCst);
-        });
-        assert_eq!(done.load(Ordering::SeqCst), 1, "ran inline");
-        let d = done.clone();
+    async fn ready_futures_finish_inline_and_waiting_ones_are_spawned_with_what_they_keep() {
+        let spawned = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
+        let (f, s) = (finished.clone(), spawned.clone());
+        inline_or_spawn(
+            "origin",
+            async { 1 },
+            |_| s.fetch_add(1, Ordering::SeqCst),
+            |origin, out| {
+                assert_eq!((origin, out), ("origin", 1));
+                f.fetch_add(1, Ordering::SeqCst);
+            },
+            |_, _| unreachable!("a ready future is not spawned"),
+        );
+        assert_eq!(finished.load(Ordering::SeqCst), 1, "ran inline");
+        assert_eq!(spawned.load(Ordering::SeqCst), 0, "no task, nothing kept");
+
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        run(async move {
-            let _ = rx.await;
-            d.fetch_add(1, Ordering::SeqCst);
-        });
-        assert_eq!(done.load(Ordering::SeqCst), 1, "waits for its channel");
+        let (f, s) = (finished.clone(), spawned.clone());
+        inline_or_spawn(
+            "origin",
+            async move { rx.await.is_ok() },
+            |origin| {
+                s.fetch_add(1, Ordering::SeqCst);
+                (origin, f)
+            },
+            |_, _| unreachable!("a waiting future is not done inline"),
+            |(origin, f), out| {
+                assert_eq!((origin, out), ("origin", true));
+                f.fetch_add(1, Ordering::SeqCst);
+            },
+        );
+        assert_eq!(spawned.load(Ordering::SeqCst), 1, "spawned once");
+        assert_eq!(finished.load(Ordering::SeqCst), 1, "waits for its channel");
         tx.send(()).unwrap();
         for _ in 0..100 {
-            if done.load(Ordering::SeqCst) == 2 {
+            if finished.load(Ordering::SeqCst) == 2 {
                 return;
             }
             tokio::task::yield_now().await;

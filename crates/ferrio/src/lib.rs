@@ -75,6 +75,17 @@
 //! A handler runs on the connection's task until it first waits, so what it emits before
 //! an `.await` keeps the order of the client's packets; only then is it spawned.
 //!
+//! # Limits on what a client sends
+//! Besides the Engine.IO limits (`max_payload`; the outbound budget, stall timeout and
+//! limit that disconnect slow clients, see [`EngineIoConfig::outbound_budget`]), three
+//! settings of [`IoBuilder`] bound what one client can make the server do:
+//!
+//! | setting | default | when it is reached |
+//! |---|---|---|
+//! | [`max_concurrent_handlers`](IoBuilder::max_concurrent_handlers) | 64 per connection | the connection stops reading until one of its waiting handlers ends (backpressure; nothing is dropped) |
+//! | [`max_namespaces_per_connection`](IoBuilder::max_namespaces_per_connection) | 100 | a further CONNECT gets a CONNECT_ERROR saying so; the connection goes on |
+//! | [`event_rate_limit`](IoBuilder::event_rate_limit) | none | events over a socket's [`RateLimit`] are dropped, or its socket disconnected ([`RateLimitPolicy`]) |
+//!
 //! # Feature flags
 //! | feature | default | what it adds |
 //! |---|---|---|
@@ -100,6 +111,7 @@ pub mod handler;
 mod io;
 mod namespace;
 mod operators;
+mod rate_limit;
 mod registry;
 mod server;
 mod socket;
@@ -133,6 +145,7 @@ pub use namespace::NamespaceRef;
 pub use operators::{BroadcastOperator, RemoteSocket};
 pub use parser::Parser;
 pub use payload::{Arg, Payload, PayloadError};
+pub use rate_limit::{RateLimit, RateLimitPolicy};
 pub use socket::{AckSender, SocketRef};
 
 // The code of the README and the guides compiles as part of the test suite.

@@ -11,6 +11,7 @@ use crate::adapter::{Adapter, AdapterContext};
 use crate::handler::Guarded;
 use crate::namespace::Namespace;
 use crate::parser::Parser;
+use crate::rate_limit::EventLimiter;
 use crate::registry::Registry;
 
 /// Builds the adapter of each namespace.
@@ -21,6 +22,11 @@ pub(crate) struct Shared {
     pub(crate) parser: Parser,
     pub(crate) ack_timeout: Duration,
     pub(crate) connect_timeout: Duration,
+    /// Spawned handlers per connection before it stops reading.
+    pub(crate) max_handlers: u32,
+    /// Namespaces one connection may be in (or joining) at once.
+    pub(crate) max_namespaces: usize,
+    pub(crate) event_rate_limit: Option<EventLimiter>,
     pub(crate) state: http::Extensions,
     pub(crate) adapter: AdapterFactory,
 }

@@ -7,6 +7,7 @@ use super::SocketRef;
 use crate::error::DisconnectReason;
 use crate::extract::EventParts;
 use crate::payload::Payload;
+use crate::rate_limit::RateLimitPolicy;
 
 /// A packet from the client for one socket.
 #[derive(Debug)]
@@ -25,7 +26,11 @@ pub(crate) enum Inbound {
 
 impl SocketRef {
     /// Takes one packet from the client: at once, or after the connect handler has run.
+    /// Events over the rate limit go no further.
     pub(crate) fn receive(&self, packet: Inbound) {
+        if matches!(packet, Inbound::Event { .. }) && !self.within_rate_limit() {
+            return;
+        }
         if !self.0.ready.load(Ordering::Acquire) {
             let mut backlog = self.0.backlog.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(waiting) = backlog.as_mut() {
@@ -56,6 +61,31 @@ impl SocketRef {
                 self.dispatch(packet);
             }
         }
+    }
+
+    /// Counts one event against the server's rate limit; `false` if it is over, after
+    /// applying the limit's policy.
+    fn within_rate_limit(&self) -> bool {
+        let Some(limiter) = &self.0.ns.shared.event_rate_limit else {
+            return true;
+        };
+        if limiter.admit(&self.0.events) {
+            return true;
+        }
+        let policy = limiter.limit.over_limit();
+        if let Some(dropped) = limiter.note_drop() {
+            tracing::warn!(
+                ns = self.ns(),
+                socket = %self.id(),
+                ?policy,
+                dropped,
+                "events over the rate limit dropped (server-wide count; logged at most every 10 s)"
+            );
+        }
+        if policy == RateLimitPolicy::Disconnect {
+            self.disconnect_with(DisconnectReason::RateLimited);
+        }
+        false
     }
 
     fn dispatch(&self, packet: Inbound) {

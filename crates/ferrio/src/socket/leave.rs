@@ -22,13 +22,18 @@ impl SocketRef {
     /// Removes the socket from its namespace: the client gets a DISCONNECT, the connection
     /// (and the client's other namespaces) stay.
     pub fn disconnect(&self) {
+        self.disconnect_with(DisconnectReason::ServerNamespaceDisconnect);
+    }
+
+    /// [`disconnect`](Self::disconnect), with the reason the hooks get.
+    pub(crate) fn disconnect_with(&self, reason: DisconnectReason) {
         if self.connected() {
             // Forgotten by the client first, so a CONNECT it sends as soon as it reads the
             // DISCONNECT is a new connect, not a duplicate.
             client::forget_socket(&self.0.engine, self.id());
             let packet = self.0.ns.parser().disconnect(self.ns());
             let _ = packet.send(&self.0.engine);
-            self.close_with(DisconnectReason::ServerNamespaceDisconnect);
+            self.close_with(reason);
         }
     }
 

@@ -22,6 +22,7 @@ use crate::namespace::Namespace;
 use crate::operators::BroadcastOperator;
 use crate::parser::Encoded;
 use crate::payload::Payload;
+use crate::rate_limit::EventBucket;
 
 mod ack_sender;
 mod inbound;
@@ -47,6 +48,8 @@ pub(crate) struct SocketInner {
     ready: AtomicBool,
     acks: AckTable,
     extensions: RwLock<http::Extensions>,
+    /// The client's events against the server's rate limit, if it has one.
+    events: EventBucket,
 }
 
 /// The data a socket shares with other servers ([`SocketRef::set_data`]), kept among its
@@ -68,6 +71,7 @@ impl SocketInner {
             ready: AtomicBool::new(false),
             acks: AckTable::default(),
             extensions: RwLock::default(),
+            events: EventBucket::new(0),
         })
     }
 
