@@ -92,6 +92,7 @@ mod flow;
 mod handler;
 mod handshake;
 mod heartbeat;
+mod limits;
 mod message;
 mod polling;
 mod service;
