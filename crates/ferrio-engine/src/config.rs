@@ -265,6 +265,9 @@ impl EngineIoConfig {
     /// `1/rate` seconds. A handshake over the rate is refused with `429`, `Retry-After: 1`
     /// and `{"code":7,"message":"Too many handshakes"}`; polls, posts and upgrades of open
     /// sessions are not counted. The rate is global, not per client. Default: none, no cap.
+    ///
+    /// tower's `RateLimitLayer` cannot stand in for it: it makes requests wait instead of
+    /// refusing them, and it would count every poll.
     pub fn max_handshakes_per_second(mut self, rate: u32) -> Self {
         self.max_handshakes_per_second = Some(rate.max(1));
         self
