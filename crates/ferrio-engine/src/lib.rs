@@ -91,8 +91,9 @@
 //! what they do not cover:
 //!
 //! - `tower::limit::ConcurrencyLimitLayer` bounds the requests in flight. It makes the
-//!   excess wait instead of refusing it, and a held poll occupies a permit for up to
-//!   `ping_interval`, so size it for the number of polling clients.
+//!   excess wait instead of refusing it; a held poll occupies a permit for up to
+//!   `ping_interval`, so size it for the number of polling clients, while a WebSocket holds
+//!   one only until its `101` (bound WebSockets with `max_sessions`).
 //! - `tower_http::timeout::TimeoutLayer` bounds each request; it must allow more than
 //!   `ping_interval`, or it cuts polls short and their sessions close ("transport error").
 //! - `tower_http::limit::RequestBodyLimitLayer` bounds the bodies of the other routes (the
