@@ -31,6 +31,16 @@ fn filler(count: usize, len: usize) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A valid WebSocket handshake, to send in memory: the engine checks it, but without a real
+/// connection there is nothing to upgrade, so an accepted one ends in 400 code 3.
+fn websocket_handshake_request() -> http::request::Builder {
+    Request::get("/engine.io/?EIO=4&transport=websocket")
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+}
+
 // ---------------------------------------------------------------------------------------------
 // Headers
 
@@ -335,12 +345,8 @@ async fn a_handshake_refused_after_taking_its_slot_gives_it_back() {
     // Refused by the hook.
     get(&t.router, HANDSHAKE).await.assert_error(4);
     // A WebSocket handshake whose upgrade cannot happen (no connection to take over here).
-    let ws = Request::get("/engine.io/?EIO=4&transport=websocket")
+    let ws = websocket_handshake_request()
         .header("x-allowed", "1")
-        .header("connection", "upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
         .body(Body::empty())
         .unwrap();
     send(&t.router, ws).await.assert_error(3);
@@ -366,13 +372,7 @@ async fn handshakes_over_the_rate_get_429_until_the_bucket_refills() {
     assert_limit_error(&refused, 429, 7, "Too many handshakes");
     assert_eq!(refused.header("retry-after"), Some("1"));
     // A WebSocket handshake takes from the same bucket.
-    let ws = Request::get("/engine.io/?EIO=4&transport=websocket")
-        .header("connection", "upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .body(Body::empty())
-        .unwrap();
+    let ws = websocket_handshake_request().body(Body::empty()).unwrap();
     assert_eq!(send(&t.router, ws).await.status, 429);
 
     // Requests of open sessions are not handshakes.
