@@ -37,6 +37,11 @@ pub struct EngineIoConfig {
     pub(crate) outbound: OutboundLimits,
     pub(crate) cors: Cors,
     pub(crate) ws_read_buffer_size: usize,
+    pub(crate) max_header_count: usize,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) post_body_timeout: Duration,
+    pub(crate) max_sessions: Option<usize>,
+    pub(crate) max_handshakes_per_second: Option<u32>,
 }
 
 impl Default for EngineIoConfig {
@@ -54,6 +59,11 @@ impl Default for EngineIoConfig {
             outbound: OutboundLimits::default(),
             cors: Cors::default(),
             ws_read_buffer_size: 2048,
+            max_header_count: 64,
+            max_header_bytes: 16 * 1024,
+            post_body_timeout: Duration::from_secs(10),
+            max_sessions: None,
+            max_handshakes_per_second: None,
         }
     }
 }
@@ -151,8 +161,10 @@ impl EngineIoConfig {
         self
     }
 
-    /// A hook run on every handshake request (not on later requests of a session); returning
-    /// `false` refuses it with `403` and code 4. Default: none, every handshake is allowed.
+    /// A hook run on every handshake request, polling or WebSocket, and on the WebSocket
+    /// request that starts the upgrade of a polling session; returning `false` refuses the
+    /// request with `403` and code 4 (a refused upgrade leaves the session on polling). Polls
+    /// and posts of an open session do not run it. Default: none, every request is allowed.
     pub fn allow_request<F>(mut self, hook: F) -> Self
     where
         F: Fn(&http::request::Parts) -> bool + Send + Sync + 'static,
@@ -205,6 +217,62 @@ impl EngineIoConfig {
         self
     }
 
+    /// The most header lines a request to the engine may carry (a header sent twice counts
+    /// twice); a request with more is refused with `431`, before any session is looked up
+    /// or opened. Default: 64.
+    ///
+    /// The HTTP server in front applies its own caps first: `axum::serve` (hyper) refuses
+    /// HTTP/1.1 requests with more than 100 headers or a head larger than its read buffer
+    /// (about 400 KiB), and HTTP/2 header lists over 16 KiB.
+    pub fn max_header_count(mut self, count: usize) -> Self {
+        self.max_header_count = count;
+        self
+    }
+
+    /// The most header bytes (names plus values, summed over every header line) a request
+    /// to the engine may carry; a request with more is refused with `431`, before any
+    /// session is looked up or opened. Default: 16 KiB (16 384), as Node.js's
+    /// `maxHttpHeaderSize`.
+    ///
+    /// The HTTP server in front applies its own caps first; see
+    /// [`max_header_count`](Self::max_header_count).
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = bytes;
+        self
+    }
+
+    /// How long the body of a polling POST may take to arrive in full, counted from when the
+    /// engine starts reading it. A post still incomplete then is answered `408`, none of its
+    /// packets is delivered, and its session closes with "transport error": a client that
+    /// trickles its body (slow loris) holds a connection no longer than this.
+    /// Default: 10 s.
+    pub fn post_body_timeout(mut self, timeout: Duration) -> Self {
+        self.post_body_timeout = timeout;
+        self
+    }
+
+    /// The most sessions open at once (at least 1). A handshake over the cap is refused with
+    /// `503` and `{"code":6,"message":"Too many sessions"}`; open sessions are not
+    /// affected, and a slot frees as soon as a session closes. A WebSocket handshake holds
+    /// its slot from the request on. Default: none, no cap.
+    pub fn max_sessions(mut self, sessions: usize) -> Self {
+        self.max_sessions = Some(sessions.max(1));
+        self
+    }
+
+    /// The most handshakes accepted per second (at least 1), as a token bucket that holds a
+    /// second's worth: a burst of `rate` handshakes passes at once, then one more every
+    /// `1/rate` seconds. A handshake over the rate is refused with `429`, `Retry-After: 1`
+    /// and `{"code":7,"message":"Too many handshakes"}`; polls, posts and upgrades of open
+    /// sessions are not counted. The rate is global, not per client. Default: none, no cap.
+    ///
+    /// tower's `RateLimitLayer` cannot stand in for it: it makes requests wait instead of
+    /// refusing them, and it would count every poll.
+    pub fn max_handshakes_per_second(mut self, rate: u32) -> Self {
+        self.max_handshakes_per_second = Some(rate.max(1));
+        self
+    }
+
     pub(crate) fn transport_enabled(&self, transport: crate::Transport) -> bool {
         match transport {
             crate::Transport::Polling => self.polling,
@@ -228,6 +296,11 @@ impl fmt::Debug for EngineIoConfig {
             .field("outbound", &self.outbound)
             .field("cors", &self.cors)
             .field("ws_read_buffer_size", &self.ws_read_buffer_size)
+            .field("max_header_count", &self.max_header_count)
+            .field("max_header_bytes", &self.max_header_bytes)
+            .field("post_body_timeout", &self.post_body_timeout)
+            .field("max_sessions", &self.max_sessions)
+            .field("max_handshakes_per_second", &self.max_handshakes_per_second)
             .finish()
     }
 }

@@ -16,6 +16,7 @@ use crate::error::EngineError;
 use crate::flow::Watchdog;
 use crate::handler::{EngineHandler, Transport};
 use crate::handshake::{Handshake, handshake_info};
+use crate::limits::{self, HandshakeRate, SessionSlots};
 use crate::sid::Sid;
 use crate::socket::{Session, Socket};
 use crate::{polling, websocket};
@@ -29,6 +30,10 @@ pub(crate) struct Engine {
     sessions: RwLock<HashMap<Sid, Arc<Session>>>,
     /// Closes the sessions whose clients stopped reading.
     pub(crate) watchdog: Arc<Watchdog>,
+    /// Counted against `max_sessions`.
+    pub(crate) slots: SessionSlots,
+    /// Present when `max_handshakes_per_second` is set.
+    handshake_rate: Option<HandshakeRate>,
 }
 
 impl Drop for Engine {
@@ -66,11 +71,14 @@ impl<'a> Query<'a> {
 
 impl Engine {
     pub(crate) fn new(config: EngineIoConfig, handler: Arc<dyn EngineHandler>) -> Arc<Self> {
+        let handshake_rate = config.max_handshakes_per_second.map(HandshakeRate::new);
         Arc::new(Self {
             config,
             handler,
             sessions: RwLock::new(HashMap::new()),
             watchdog: Arc::default(),
+            slots: SessionSlots::default(),
+            handshake_rate,
         })
     }
 
@@ -115,15 +123,30 @@ impl Engine {
             .count()
     }
 
-    /// Creates and registers a session, starts the heartbeat task of a polling session (a
-    /// WebSocket session's connection task runs its heartbeat), then announces it to the
-    /// handler. A WebSocket session's `open` packet is queued before anything the handler
-    /// sends; a close that happens before or during `on_open` is reported after it.
+    /// Checks a handshake against `max_sessions` and `max_handshakes_per_second`, and takes
+    /// the slot its session will hold.
+    fn admit_handshake(self: &Arc<Self>) -> Result<SessionSlot, EngineError> {
+        self.slots.try_take(self.config.max_sessions)?;
+        let slot = SessionSlot(Some(self.clone()));
+        if let Some(rate) = &self.handshake_rate {
+            rate.try_acquire(tokio::time::Instant::now())?;
+        }
+        Ok(slot)
+    }
+
+    /// Creates and registers a session in the slot its handshake took, starts the heartbeat
+    /// task of a polling session (a WebSocket session's connection task runs its heartbeat),
+    /// then announces it to the handler. A WebSocket session's `open` packet is queued before
+    /// anything the handler sends; a close that happens before or during `on_open` is
+    /// reported after it.
     pub(crate) fn open_session(
         self: &Arc<Self>,
         handshake: Handshake,
         transport: Transport,
+        slot: SessionSlot,
     ) -> Arc<Session> {
+        // From now on the session holds the slot; its close gives it back.
+        slot.keep();
         self.watchdog.start(self.config.outbound);
         let session = Session::new(self.clone(), handshake, transport);
         if transport == Transport::WebSocket {
@@ -171,8 +194,14 @@ impl Engine {
     {
         let (parts, body) = req.into_parts();
         let websocket_attempt = websocket::asks_for_websocket(&parts.headers);
-        let (origin, mut res) = match self.config.cors.check(&parts.headers) {
-            Err(()) => (None, EngineError::BadRequest.into_response()),
+        let checked = limits::check_headers(&self.config, &parts.headers).and_then(|()| {
+            self.config
+                .cors
+                .check(&parts.headers)
+                .map_err(|()| EngineError::BadRequest)
+        });
+        let (origin, mut res) = match checked {
+            Err(err) => (None, err.into_response()),
             Ok(origin)
                 if self.config.cors.is_enabled()
                     && Cors::is_preflight(&parts.method, &parts.headers) =>
@@ -229,7 +258,10 @@ impl Engine {
                     polling::post(&session, &parts.headers, body).await
                 }
                 (Transport::Polling, _) => Err(EngineError::BadRequest),
-                (Transport::WebSocket, _) => websocket::upgrade(&self, &session, &mut parts),
+                (Transport::WebSocket, _) => {
+                    self.allow_request(&parts)?;
+                    websocket::upgrade(&self, &session, &mut parts)
+                }
             };
         }
 
@@ -239,19 +271,51 @@ impl Engine {
         if transport == Transport::WebSocket && !websocket::is_upgrade_request(&parts) {
             return Err(EngineError::BadRequest);
         }
-        if let Some(allow) = &self.config.allow_request {
-            if !allow(&parts) {
-                return Err(EngineError::Forbidden);
-            }
-        }
+        // The limits before the hook: a flood of handshakes costs no call to it.
+        let slot = self.admit_handshake()?;
+        self.allow_request(&parts)?;
         match transport {
             Transport::Polling => {
-                let session = self.open_session(handshake_info(&parts), Transport::Polling);
+                let session = self.open_session(handshake_info(&parts), Transport::Polling, slot);
                 let packet = self.open_packet(session.sid, Transport::Polling);
                 Ok(text_response(Bytes::from(packet)))
             }
-            Transport::WebSocket => websocket::handshake(&self, &mut parts),
+            Transport::WebSocket => websocket::handshake(&self, &mut parts, slot),
         }
+    }
+
+    /// Runs the `allow_request` hook, if there is one.
+    fn allow_request(&self, parts: &http::request::Parts) -> Result<(), EngineError> {
+        match &self.config.allow_request {
+            Some(allow) if !allow(parts) => Err(EngineError::Forbidden),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The slot a handshake took for its session (see `max_sessions`): given back when dropped,
+/// unless the session opened with it, whatever ends the handshake (a refusal, a failed
+/// WebSocket upgrade, a panicking hook).
+pub(crate) struct SessionSlot(Option<Arc<Engine>>);
+
+impl SessionSlot {
+    /// Hands the slot to the session being opened, which gives it back when it closes.
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        if let Some(engine) = self.0.take() {
+            engine.slots.give_back();
+        }
+    }
+}
+
+impl fmt::Debug for SessionSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionSlot")
     }
 }
 

@@ -64,15 +64,46 @@
 //!   slash) are served by the engine; every other request reaches the wrapped service
 //!   untouched.
 //! - Refused requests get the protocol's error table ([`EngineError`]): `400` (or `403`) with
-//!   `{"code":N,"message":"..."}`.
+//!   `{"code":N,"message":"..."}`. The engine's own limits answer in the same form, with
+//!   codes 6 to 9 and the status of each limit (`503`, `429`, `431`, `408`).
 //! - Bodies and WebSocket messages are bounded by
 //!   [`max_payload`](EngineIoConfig::max_payload). Outbound queues are bounded in bytes: a
 //!   client that reads gets every message however fast the server sends; one that leaves
 //!   more than its [`outbound_budget`](EngineIoConfig::outbound_budget) unread and stops
 //!   reading, or reaches its [`outbound_limit`](EngineIoConfig::outbound_limit), is closed
 //!   ([`CloseReason::SlowClient`]) and its memory freed.
+//! - Requests to the engine are bounded in headers by
+//!   [`max_header_count`](EngineIoConfig::max_header_count) and
+//!   [`max_header_bytes`](EngineIoConfig::max_header_bytes), polling bodies in time by
+//!   [`post_body_timeout`](EngineIoConfig::post_body_timeout); and, when set, open sessions
+//!   by [`max_sessions`](EngineIoConfig::max_sessions) and new ones by
+//!   [`max_handshakes_per_second`](EngineIoConfig::max_handshakes_per_second).
+//! - With a [`Cors`] allow-list, WebSocket handshakes and upgrades from other origins are
+//!   refused like polls (browsers do not restrict WebSocket by origin themselves); requests
+//!   without `Origin` are not browsers' and pass.
 //! - A WebSocket session costs one task, which owns the connection and runs the heartbeat;
 //!   a polling session costs one small heartbeat task and owns no task between polls.
+//!
+//! # Limits around the engine
+//!
+//! The engine's limits know the protocol: they count handshakes rather than polls, and refuse
+//! at once rather than make a request wait. Generic middleware around the whole router adds
+//! what they do not cover:
+//!
+//! - `tower::limit::ConcurrencyLimitLayer` bounds the requests in flight. It makes the
+//!   excess wait instead of refusing it; a held poll occupies a permit for up to
+//!   `ping_interval`, so size it for the number of polling clients, while a WebSocket holds
+//!   one only until its `101` (bound WebSockets with `max_sessions`).
+//! - `tower_http::timeout::TimeoutLayer` bounds each request; it must allow more than
+//!   `ping_interval`, or it cuts polls short and their sessions close ("transport error").
+//! - `tower_http::limit::RequestBodyLimitLayer` bounds the bodies of the other routes (the
+//!   engine's own are bounded by `max_payload`).
+//!
+//! `tower::limit::RateLimitLayer` is no substitute for `max_handshakes_per_second`: it makes
+//! requests wait rather than refusing them, and it would count every poll and post.
+//! Connection-level limits belong to the HTTP server: `axum::serve` leaves hyper's header
+//! read timeout off (it sets no timer) and accepts every connection, so a server exposed to
+//! the internet wants a proxy in front or its own hyper accept loop.
 //!
 //! # Feature flags
 //! | feature | default | what it adds |
@@ -92,6 +123,7 @@ mod flow;
 mod handler;
 mod handshake;
 mod heartbeat;
+mod limits;
 mod message;
 mod polling;
 mod service;

@@ -143,8 +143,8 @@ impl Drop for PendingPost<'_> {
     }
 }
 
-/// Serves a post: reads the payload (at most `max_payload` bytes), validates all of it, then
-/// delivers its packets in order.
+/// Serves a post: reads the payload (at most `max_payload` bytes, within
+/// `post_body_timeout`), validates all of it, then delivers its packets in order.
 pub(crate) async fn post<B, RB>(
     session: &Arc<Session>,
     headers: &HeaderMap,
@@ -181,10 +181,19 @@ where
         return Ok(payload_too_large());
     }
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.is::<LengthLimitError>() => return Ok(payload_too_large()),
-        Err(_) => {
+    let read = Limited::new(body, limit).collect();
+    // The timer is polled (and registered) only if the body is not already complete.
+    let read = tokio::time::timeout(session.engine.config.post_body_timeout, read);
+    let body = match read.await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(err)) if err.is::<LengthLimitError>() => return Ok(payload_too_large()),
+        Err(_elapsed) => {
+            // A body trickling in (slow loris): nothing of it is delivered.
+            tracing::debug!(sid = %session.sid, "polling post body timed out");
+            session.close(CloseReason::TransportError, LastPacket::Close);
+            return Err(EngineError::RequestTimeout);
+        }
+        Ok(Err(_)) => {
             // The client went away in the middle of its post.
             session.close(CloseReason::TransportError, LastPacket::Close);
             return Err(EngineError::BadRequest);

@@ -338,6 +338,8 @@ impl Session {
                 && !state.poll_pending;
             (linger, deferred)
         };
+        // The session's slot frees now, even if it lingers for a last poll.
+        self.engine.slots.give_back();
         if !linger {
             self.engine.remove(self.sid);
         }

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
 
 use crate::body::ResponseBody;
 use crate::coalesce::WriteCoalescer;
-use crate::engine::Engine;
+use crate::engine::{Engine, SessionSlot};
 use crate::error::EngineError;
 use crate::handler::{CloseReason, Message, Transport};
 use crate::handshake::handshake_info;
@@ -116,20 +116,23 @@ async fn open(engine: &Engine, on_upgrade: hyper::upgrade::OnUpgrade) -> Option<
     }
 }
 
-/// A handshake on WebSocket: a new session whose first frame is the `open` packet.
+/// A handshake on WebSocket: a new session whose first frame is the `open` packet, in the
+/// slot the handshake took (given back if the upgrade fails).
 pub(crate) fn handshake<RB>(
     engine: &Arc<Engine>,
     parts: &mut http::request::Parts,
+    slot: SessionSlot,
 ) -> Result<Response<ResponseBody<RB>>, EngineError> {
     let (on_upgrade, res) = accept(parts)?;
     // Boxed: what the task captures stays in its future for as long as the connection lives.
-    let handshake = Box::new(handshake_info(parts));
+    let handshake = Box::new((handshake_info(parts), slot));
     let engine = engine.clone();
     tokio::spawn(async move {
         let Some(ws) = open(&engine, on_upgrade).await else {
             return;
         };
-        let session = engine.open_session(unbox(handshake), Transport::WebSocket);
+        let (handshake, slot) = unbox(handshake);
+        let session = engine.open_session(handshake, Transport::WebSocket, slot);
         run(&session, ws, Heartbeat::Here).await;
     });
     Ok(res)

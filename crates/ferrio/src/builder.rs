@@ -90,6 +90,43 @@ impl IoBuilder {
         self
     }
 
+    /// The most header lines a request to the server's path may carry; more get `431`.
+    /// Default: 64. See [`EngineIoConfig::max_header_count`].
+    pub fn max_header_count(mut self, count: usize) -> Self {
+        self.engine = self.engine.max_header_count(count);
+        self
+    }
+
+    /// The most header bytes (names plus values) a request to the server's path may carry;
+    /// more get `431`. Default: 16 KiB. See [`EngineIoConfig::max_header_bytes`].
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.engine = self.engine.max_header_bytes(bytes);
+        self
+    }
+
+    /// How long a polling POST body may take to arrive; a slower one gets `408` and its
+    /// session closes ("transport error"). Default: 10 s.
+    /// See [`EngineIoConfig::post_body_timeout`].
+    pub fn post_body_timeout(mut self, timeout: Duration) -> Self {
+        self.engine = self.engine.post_body_timeout(timeout);
+        self
+    }
+
+    /// The most Engine.IO sessions (client connections) open at once; a handshake over it
+    /// gets `503`. Default: none. See [`EngineIoConfig::max_sessions`].
+    pub fn max_sessions(mut self, sessions: usize) -> Self {
+        self.engine = self.engine.max_sessions(sessions);
+        self
+    }
+
+    /// The most handshakes (new connections) accepted per second, over the whole server;
+    /// excess ones get `429`. Default: none.
+    /// See [`EngineIoConfig::max_handshakes_per_second`].
+    pub fn max_handshakes_per_second(mut self, rate: u32) -> Self {
+        self.engine = self.engine.max_handshakes_per_second(rate);
+        self
+    }
+
     /// Any other Engine.IO setting (transports, upgrade timeout, an allow-request hook...).
     pub fn engine(mut self, configure: impl FnOnce(EngineIoConfig) -> EngineIoConfig) -> Self {
         self.engine = configure(self.engine);
@@ -242,5 +279,32 @@ impl fmt::Debug for IoBuilder {
             .field("max_namespaces_per_connection", &self.max_namespaces)
             .field("event_rate_limit", &self.event_rate_limit)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limits_reach_the_engine() {
+        let (_layer, io) = IoBuilder::default()
+            .max_header_count(10)
+            .max_header_bytes(2048)
+            .post_body_timeout(Duration::from_secs(3))
+            .max_sessions(7)
+            .max_handshakes_per_second(5)
+            .build_layer();
+        let engine = io.engine().expect("the engine is alive while its layer is");
+        let config = format!("{:?}", engine.config());
+        for field in [
+            "max_header_count: 10",
+            "max_header_bytes: 2048",
+            "post_body_timeout: 3s",
+            "max_sessions: Some(7)",
+            "max_handshakes_per_second: Some(5)",
+        ] {
+            assert!(config.contains(field), "{field} missing from {config}");
+        }
     }
 }

@@ -211,16 +211,31 @@ pub async fn serve(router: Router) -> SocketAddr {
 
 /// A plain HTTP/1.1 request over a new TCP connection to a real server.
 pub async fn http(addr: SocketAddr, method: &str, uri: &str, body: &str) -> Reply {
+    http_with_headers(addr, method, uri, &[], body).await
+}
+
+/// Like [`http`], with extra request headers (sent in order, repeats allowed).
+pub async fn http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    uri: &str,
+    headers: &[(String, String)],
+    body: &str,
+) -> Reply {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .unwrap();
     tokio::spawn(conn);
-    let req = Request::builder()
+    let mut req = Request::builder()
         .method(method)
         .uri(uri)
-        .header("host", addr.to_string())
+        .header("host", addr.to_string());
+    for (name, value) in headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    let req = req
         .body(http_body_util::Full::new(Bytes::from(body.to_owned())))
         .unwrap();
     let res = sender.send_request(req).await.expect("response");
