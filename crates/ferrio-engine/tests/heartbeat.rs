@@ -69,12 +69,7 @@ async fn after_a_pong_the_next_ping_comes_ping_interval_later() {
     let again = get(&t.router, &poll_uri(sid)).await;
     assert_eq!(again.body, "2");
     assert_eq!(start.elapsed(), Duration::from_millis(1050));
-    assert!(
-        t.events
-            .drain()
-            .iter()
-            .all(|e| !matches!(e, Event::Close(..)))
-    );
+    t.events.assert_no_close();
     assert!(t.engine.get(sid).is_some());
 }
 

@@ -271,12 +271,7 @@ async fn a_held_poll_on_an_idle_session_is_answered_by_the_next_ping() {
         assert_eq!(post(&t.router, &poll_uri(sid), "3").await.body, "ok");
         next_ping = Instant::now() + interval;
     }
-    assert!(
-        t.events
-            .drain()
-            .iter()
-            .all(|e| !matches!(e, Event::Close(..)))
-    );
+    t.events.assert_no_close();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -278,12 +278,7 @@ async fn a_polling_client_that_keeps_polling_gets_everything_however_much_is_que
     // Well past the stall timeout: polled in time, the session is still open.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!socket.is_closed());
-    assert!(
-        t.events
-            .drain()
-            .iter()
-            .all(|e| !matches!(e, Event::Close(..)))
-    );
+    t.events.assert_no_close();
 }
 
 #[tokio::test]
@@ -314,12 +309,7 @@ async fn under_its_budget_a_client_that_does_not_poll_is_left_alone() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!socket.is_closed());
-    assert!(
-        t.events
-            .drain()
-            .iter()
-            .all(|e| !matches!(e, Event::Close(..)))
-    );
+    t.events.assert_no_close();
     assert_eq!(
         get(&t.router, &poll_uri(sid))
             .await

@@ -80,6 +80,16 @@ impl Events {
         }
     }
 
+    /// Panics if a session has closed among the events that arrived so far.
+    pub fn assert_no_close(&mut self) {
+        let closes: Vec<Event> = self
+            .drain()
+            .into_iter()
+            .filter(|e| matches!(e, Event::Close(..)))
+            .collect();
+        assert!(closes.is_empty(), "unexpected closes: {closes:?}");
+    }
+
     /// Whatever has arrived so far, without waiting.
     pub fn drain(&mut self) -> Vec<Event> {
         let mut out = Vec::new();
