@@ -6,8 +6,8 @@
 //! read the server's CPU time and RSS at that exact point. The last line is
 //! `@result {json}`.
 
-mod http;
-mod ws;
+pub(crate) mod http;
+pub(crate) mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
