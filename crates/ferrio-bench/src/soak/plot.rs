@@ -130,13 +130,21 @@ fn draw(out: &mut String, top: f64, plan: &Plan, samples: &[Sample], panel: &Pan
             &format!("{tick}s"),
         );
     }
-    for (t, label) in [
+    let markers = [
         (plan.churn_start, "churn starts"),
         (plan.warmup_end, "warm-up ends"),
         (plan.churn_end, "churn stops"),
-    ] {
+    ];
+    for (i, (t, label)) in markers.into_iter().enumerate() {
         svg::dashed_line(out, (x(t), top), (x(t), bottom), "#888");
-        svg::text(out, (x(t) + 3.0, top + 10.0), "start", 9, label);
+        // One line down each, so that close markers keep their labels apart.
+        svg::text(
+            out,
+            (x(t) + 3.0, top + 10.0 + 10.0 * i as f64),
+            "start",
+            9,
+            label,
+        );
     }
     for &(value, label) in levels {
         svg::dashed_line(out, (LEFT, y(value)), (right, y(value)), "black");

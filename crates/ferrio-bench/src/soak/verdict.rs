@@ -180,9 +180,11 @@ fn rss_check(samples: &[Sample], plan: &Plan) -> Check {
         .filter(|s| s.t < plan.churn_end)
         .map(|s| (s.t, s.rss_kib as f64))
         .collect();
+    // Fewer than a minute of samples give a slope that says nothing.
+    let span = churn.last().map_or(0.0, |l| l.0) - churn.first().map_or(0.0, |f| f.0);
     let trend = match slope(&churn) {
-        Some(kib_per_sec) => format!("{:+.0} KiB/min", kib_per_sec * 60.0),
-        None => "n/a".to_owned(),
+        Some(kib_per_sec) if span >= 60.0 => format!("{:+.0} KiB/min", kib_per_sec * 60.0),
+        _ => "n/a (under a minute of churn after the warm-up)".to_owned(),
     };
     let rise = |kib: u64| (kib as f64 / reference.rss_kib.max(1) as f64 - 1.0) * 100.0;
     Check {
