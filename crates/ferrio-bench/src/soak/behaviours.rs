@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use super::churn::{Churn, Kind, STEP, server_closed};
 use super::server::TICK_ROOM;
 use crate::BoxError;
+use crate::load::EchoTransport;
 use crate::load::http::{HttpConn, PollingClient, sid_of_open};
 use crate::load::ws::WsClient;
 
@@ -61,32 +62,16 @@ async fn leave_ws(ws: WsClient) {
     }
 }
 
-/// Sends `42<id>["echo",...]` and waits for its ack (other frames, such as ticks, skipped).
-pub(crate) async fn ws_echo(ws: &mut WsClient, id: u64) -> Result<(), BoxError> {
-    ws.send(format!("42{id}[\"echo\",{{\"n\":{id}}}]")).await?;
-    let ack = format!("43{id}[");
-    step(async {
-        loop {
-            if ws.recv().await?.starts_with(&ack) {
-                return Ok(());
-            }
-        }
-    })
-    .await
-}
-
-/// The same over long-polling.
-pub(crate) async fn polling_echo(client: &mut PollingClient, id: u64) -> Result<(), BoxError> {
+/// Sends `42<id>["echo",...]` and waits for its ack (other frames, such as ticks, skipped),
+/// within [`STEP`].
+pub(crate) async fn echo<T: EchoTransport>(client: &mut T, id: u64) -> Result<(), BoxError> {
     client
-        .post(&format!("42{id}[\"echo\",{{\"n\":{id}}}]"))
+        .send(format!("42{id}[\"echo\",{{\"n\":{id}}}]"))
         .await?;
     let ack = format!("43{id}[");
     step(async {
-        loop {
-            if client.recv().await?.starts_with(&ack) {
-                return Ok(());
-            }
-        }
+        while !client.recv().await?.starts_with(&ack) {}
+        Ok(())
     })
     .await
 }
@@ -100,7 +85,7 @@ async fn ws_abandon(churn: &Arc<Churn>) -> Result<(), BoxError> {
     let _open = churn.open_guard();
     let mut ws = step(WsClient::connect(churn.addr, &churn.path)).await?;
     if chance(0.5) {
-        ws_echo(&mut ws, 1).await?;
+        echo(&mut ws, 1).await?;
     }
     leave_ws(ws).await;
     Ok(())
@@ -110,7 +95,7 @@ async fn polling_abandon(churn: &Arc<Churn>) -> Result<(), BoxError> {
     let _open = churn.open_guard();
     let mut client = step(PollingClient::connect(churn.addr, &churn.path)).await?;
     if chance(0.5) {
-        polling_echo(&mut client, 1).await?;
+        echo(&mut client, 1).await?;
     }
     if chance(0.25) {
         step(client.post("1")).await?;

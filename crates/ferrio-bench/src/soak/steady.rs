@@ -12,9 +12,10 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::behaviours::{join_ticks, polling_echo, ws_echo};
+use super::behaviours::{echo, join_ticks};
 use super::churn::STEP;
 use crate::BoxError;
+use crate::load::EchoTransport;
 use crate::load::http::PollingClient;
 use crate::load::ws::WsClient;
 
@@ -107,11 +108,11 @@ async fn client(
 ) {
     while !*stop.borrow() {
         let session = async {
-            let mut transport = Transport::connect(websocket, addr, &path).await?;
-            steady.connected.fetch_add(1, Ordering::Relaxed);
-            let result = echo_loop(&steady, &mut transport).await;
-            steady.connected.fetch_sub(1, Ordering::Relaxed);
-            result
+            if websocket {
+                session(&steady, WsClient::connect(addr, &path)).await
+            } else {
+                session(&steady, PollingClient::connect(addr, &path)).await
+            }
         };
         let result = tokio::select! {
             _ = stop.wait_for(|stopped| *stopped) => return,
@@ -124,62 +125,37 @@ async fn client(
     }
 }
 
-async fn echo_loop(steady: &Steady, transport: &mut Transport) -> Result<(), BoxError> {
+/// Connects with `connect`, joins the tick room, and echoes until an error.
+async fn session<T: EchoTransport>(
+    steady: &Steady,
+    connect: impl Future<Output = Result<T, BoxError>>,
+) -> Result<(), BoxError> {
+    let joined = async {
+        let mut client = connect.await?;
+        client.send(join_ticks(1)).await?;
+        while client.recv().await? != "431[true]" {}
+        Ok::<_, BoxError>(client)
+    };
+    let mut client = tokio::time::timeout(STEP, joined)
+        .await
+        .map_err(|_| format!("connecting took longer than {STEP:?}"))??;
+    steady.connected.fetch_add(1, Ordering::Relaxed);
+    let result = echo_loop(steady, &mut client).await;
+    steady.connected.fetch_sub(1, Ordering::Relaxed);
+    result
+}
+
+async fn echo_loop<T: EchoTransport>(steady: &Steady, client: &mut T) -> Result<(), BoxError> {
     let mut id = 1u64;
     loop {
         id += 1;
         let sent = Instant::now();
-        transport.echo(id).await?;
+        echo(client, id).await?;
         let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
         if let Ok(mut latency) = steady.latency.lock() {
             latency.saturating_record(micros.max(1));
         }
         steady.echoes.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(PAUSE).await;
-    }
-}
-
-enum Transport {
-    WebSocket(Box<WsClient>),
-    Polling(PollingClient),
-}
-
-impl Transport {
-    async fn connect(websocket: bool, addr: SocketAddr, path: &str) -> Result<Self, BoxError> {
-        let connect = async {
-            let mut transport = if websocket {
-                Transport::WebSocket(Box::new(WsClient::connect(addr, path).await?))
-            } else {
-                Transport::Polling(PollingClient::connect(addr, path).await?)
-            };
-            transport.send(join_ticks(1)).await?;
-            while transport.recv().await? != "431[true]" {}
-            Ok::<_, BoxError>(transport)
-        };
-        tokio::time::timeout(STEP, connect)
-            .await
-            .map_err(|_| format!("connecting took longer than {STEP:?}"))?
-    }
-
-    async fn send(&mut self, text: String) -> Result<(), BoxError> {
-        match self {
-            Transport::WebSocket(ws) => ws.send(text).await,
-            Transport::Polling(polling) => polling.post(&text).await,
-        }
-    }
-
-    async fn recv(&mut self) -> Result<String, BoxError> {
-        match self {
-            Transport::WebSocket(ws) => ws.recv().await,
-            Transport::Polling(polling) => polling.recv().await,
-        }
-    }
-
-    /// One acked echo, within [`STEP`].
-    async fn echo(&mut self, id: u64) -> Result<(), BoxError> {
-        match self {
-            Transport::Polling(polling) => polling_echo(polling, id).await,
-            Transport::WebSocket(ws) => ws_echo(ws, id).await,
-        }
     }
 }
