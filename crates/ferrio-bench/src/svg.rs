@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 
 /// Series colours, in order (ColorBrewer Dark2).
-pub(crate) const PALETTE: [&str; 4] = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a"];
+pub(crate) const PALETTE: [&str; 6] = [
+    "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02",
+];
 
 /// Starts a `width` x `height` drawing on white with `title` at the top, from `x`.
 pub(crate) fn open(out: &mut String, width: f64, height: f64, x: f64, title: &str) {

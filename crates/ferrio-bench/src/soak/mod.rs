@@ -5,7 +5,7 @@
 //! come and go over both transports, upgrades abandoned after the probe, half-open and
 //! half-written connections, slow readers, disconnects at random steps. Some time before the
 //! end the churn stops and only the steady clients remain. Every second it reads the
-//! server's RSS from `/proc/<pid>/status` and its sessions, sockets and tasks from
+//! server's RSS from `/proc/<pid>/status` and its sessions, sockets, rooms and tasks from
 //! `GET /soak/stats`. It writes `samples.csv`, `soak.json` and `soak.svg` to `--out`, prints
 //! the verdict, and exits with status 1 when the verdict fails. `docs/reliability.md` tells
 //! how to read it.
@@ -328,13 +328,14 @@ async fn sample(
             Err(_) => return (samples, Some(format!("its process was gone at {t:.0} s"))),
         };
         match stats(addr, &mut conn).await {
-            Ok((sessions, sockets, tasks)) => {
+            Ok((sessions, sockets, rooms, tasks)) => {
                 misses = 0;
                 samples.push(Sample {
                     t,
                     rss_kib: rss,
                     sessions,
                     sockets,
+                    rooms,
                     tasks,
                     client_conns: churn.open_connections(),
                 });
@@ -355,11 +356,12 @@ async fn sample(
             last_progress = progress;
             if let Some(s) = samples.last() {
                 eprintln!(
-                    "soak: {:>4.0} s  RSS {:.1} MiB  sessions {}  sockets {}  tasks {}  churn connections {}",
+                    "soak: {:>4.0} s  RSS {:.1} MiB  sessions {}  sockets {}  rooms {}  tasks {}  churn connections {}",
                     s.t,
                     s.rss_kib as f64 / 1024.0,
                     s.sessions,
                     s.sockets,
+                    s.rooms,
                     s.tasks,
                     s.client_conns
                 );
@@ -369,7 +371,10 @@ async fn sample(
 }
 
 /// `GET /soak/stats` on a kept-alive connection (opened again after a failure).
-async fn stats(addr: SocketAddr, conn: &mut Option<HttpConn>) -> Result<(u64, u64, u64), BoxError> {
+async fn stats(
+    addr: SocketAddr,
+    conn: &mut Option<HttpConn>,
+) -> Result<(u64, u64, u64, u64), BoxError> {
     let request = async {
         if conn.is_none() {
             *conn = Some(HttpConn::open(addr).await?);
@@ -390,5 +395,10 @@ async fn stats(addr: SocketAddr, conn: &mut Option<HttpConn>) -> Result<(u64, u6
             .as_u64()
             .ok_or_else(|| format!("/soak/stats lacks {name}: {stats}"))
     };
-    Ok((field("sessions")?, field("sockets")?, field("tasks")?))
+    Ok((
+        field("sessions")?,
+        field("sockets")?,
+        field("rooms")?,
+        field("tasks")?,
+    ))
 }

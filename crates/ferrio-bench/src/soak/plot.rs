@@ -53,7 +53,7 @@ pub(crate) fn svg(samples: &[Sample], plan: &Plan, level: Option<Level>) -> Stri
                 .unwrap_or_default(),
         },
         Panel {
-            title: "sessions, sockets, churn connections",
+            title: "sessions, sockets, rooms, churn connections",
             series: vec![
                 Series {
                     label: "Engine.IO sessions",
@@ -64,6 +64,11 @@ pub(crate) fn svg(samples: &[Sample], plan: &Plan, level: Option<Level>) -> Stri
                     label: "sockets on /",
                     color: PALETTE[2],
                     value: |s| s.sockets as f64,
+                },
+                Series {
+                    label: "rooms of /",
+                    color: PALETTE[4],
+                    value: |s| s.rooms as f64,
                 },
                 Series {
                     label: "churn connections held by the harness",
@@ -188,6 +193,7 @@ mod tests {
                 rss_kib: 40_000 + t,
                 sessions: 4,
                 sockets: 4,
+                rooms: 5,
                 tasks: 10,
                 client_conns: t % 7,
             })
@@ -195,11 +201,12 @@ mod tests {
         let level = Level {
             sessions: 4,
             sockets: 4,
+            rooms: 5,
             tasks: 10,
         };
         let svg = svg(&samples, &plan, Some(level));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
-        assert_eq!(svg.matches("<polyline").count(), 5);
+        assert_eq!(svg.matches("<polyline").count(), 6);
         assert!(svg.contains("churn stops"));
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! Namespace `/`: `echo` acknowledges its arguments, `join` joins a room and acks `true`.
 //! Every `--tick-ms` it emits `tick` with `--tick-bytes` of text to room `ticks`.
-//! `GET /soak/stats` answers `{"sessions", "sockets", "tasks"}` from inside the process:
-//! open Engine.IO sessions ([`ferrio::EngineIo::len`]), sockets on `/`
-//! ([`ferrio::NamespaceRef::len`]) and alive tokio tasks (the runtime's metrics).
+//! `GET /soak/stats` answers `{"sessions", "sockets", "rooms", "tasks"}` from inside the
+//! process: open Engine.IO sessions ([`ferrio::EngineIo::len`]), sockets on `/`
+//! ([`ferrio::NamespaceRef::len`]), rooms of `/` with a member, each socket's own room
+//! included ([`ferrio::NamespaceRef::rooms`]), and alive tokio tasks (the runtime's metrics).
 
 use std::time::Duration;
 
@@ -134,9 +135,14 @@ async fn tick(io: Io, config: ServerConfig) {
 
 async fn stats(io: Io) -> Json<Value> {
     let sessions = io.engine().map_or(0, |engine| engine.len());
-    let sockets = io.of("/").map_or(0, |ns| ns.len());
+    let root = io.of("/");
+    let sockets = root.as_ref().map_or(0, |ns| ns.len());
+    let rooms = match &root {
+        Some(ns) => ns.rooms().await.map_or(0, |rooms| rooms.len()),
+        None => 0,
+    };
     let tasks = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
-    Json(json!({ "sessions": sessions, "sockets": sockets, "tasks": tasks }))
+    Json(json!({ "sessions": sessions, "sockets": sockets, "rooms": rooms, "tasks": tasks }))
 }

@@ -76,22 +76,24 @@ pub(crate) struct Sample {
     pub(crate) rss_kib: u64,
     pub(crate) sessions: u64,
     pub(crate) sockets: u64,
+    pub(crate) rooms: u64,
     pub(crate) tasks: u64,
     pub(crate) client_conns: u64,
 }
 
 /// The samples as CSV, with the phase of each.
 pub(crate) fn csv(samples: &[Sample], plan: &Plan) -> String {
-    let mut out = String::from("t_secs,phase,rss_kib,sessions,sockets,tasks,client_conns\n");
+    let mut out = String::from("t_secs,phase,rss_kib,sessions,sockets,rooms,tasks,client_conns\n");
     for s in samples {
         let _ = writeln!(
             out,
-            "{:.2},{},{},{},{},{},{}",
+            "{:.2},{},{},{},{},{},{},{}",
             s.t,
             plan.phase(s.t),
             s.rss_kib,
             s.sessions,
             s.sockets,
+            s.rooms,
             s.tasks,
             s.client_conns
         );
@@ -112,27 +114,29 @@ pub(crate) struct Check {
 pub(crate) struct Level {
     pub(crate) sessions: u64,
     pub(crate) sockets: u64,
+    pub(crate) rooms: u64,
     pub(crate) tasks: u64,
 }
 
-/// Sessions and sockets: one per steady client. Tasks: the most seen in the baseline once
-/// the steady clients were all connected (its last seconds).
+/// Sessions and sockets: one per steady client. Rooms and tasks: the most seen in the
+/// baseline once the steady clients were all connected (its last seconds).
 pub(crate) fn baseline_level(samples: &[Sample], plan: &Plan, steady: u64) -> Option<Level> {
     let settled = plan.churn_start - 3.0;
-    let tasks = samples
-        .iter()
-        .filter(|s| s.t >= settled && s.t < plan.churn_start)
-        .map(|s| s.tasks)
-        .max()?;
+    let tail = || {
+        samples
+            .iter()
+            .filter(move |s| s.t >= settled && s.t < plan.churn_start)
+    };
     Some(Level {
         sessions: steady,
         sockets: steady,
-        tasks,
+        rooms: tail().map(|s| s.rooms).max()?,
+        tasks: tail().map(|s| s.tasks).max()?,
     })
 }
 
 /// What the run must show: the server up to the end, RSS within [`RSS_TOLERANCE`] of its
-/// level after the warm-up, sessions, sockets and tasks back to the steady clients' level
+/// level after the warm-up, sessions, sockets, rooms and tasks back to the steady clients' level
 /// once the churn stopped and not growing after that, and no steady client failing.
 pub(crate) fn judge(
     samples: &[Sample],
@@ -180,11 +184,11 @@ fn rss_check(samples: &[Sample], plan: &Plan) -> Check {
         .filter(|s| s.t < plan.churn_end)
         .map(|s| (s.t, s.rss_kib as f64))
         .collect();
-    // Fewer than a minute of samples give a slope that says nothing.
+    // A few seconds of samples give a slope that says nothing.
     let span = churn.last().map_or(0.0, |l| l.0) - churn.first().map_or(0.0, |f| f.0);
     let trend = match slope(&churn) {
-        Some(kib_per_sec) if span >= 60.0 => format!("{:+.0} KiB/min", kib_per_sec * 60.0),
-        _ => "n/a (under a minute of churn after the warm-up)".to_owned(),
+        Some(kib_per_sec) if span >= 45.0 => format!("{:+.0} KiB/min", kib_per_sec * 60.0),
+        _ => "n/a (under 45 s of churn after the warm-up)".to_owned(),
     };
     let rise = |kib: u64| (kib as f64 / reference.rss_kib.max(1) as f64 - 1.0) * 100.0;
     Check {
@@ -227,7 +231,10 @@ fn level_checks(samples: &[Sample], plan: &Plan, level: Option<Level>) -> Vec<Ch
         }];
     };
     let at_level = |s: &Sample| {
-        s.sessions <= level.sessions && s.sockets <= level.sockets && s.tasks <= level.tasks
+        s.sessions <= level.sessions
+            && s.sockets <= level.sockets
+            && s.rooms <= level.rooms
+            && s.tasks <= level.tasks
     };
     // The first quiet sample from which every later one is at the level.
     let settled = quiet
@@ -235,30 +242,36 @@ fn level_checks(samples: &[Sample], plan: &Plan, level: Option<Level>) -> Vec<Ch
         .rposition(|s| !at_level(s))
         .map_or(Some(0), |i| (i + 1 < quiet.len()).then_some(i + 1))
         .map(|i| quiet[i]);
-    let triple = |s: &Sample| format!("{}/{}/{}", s.sessions, s.sockets, s.tasks);
+    let counts = |s: &Sample| format!("{}/{}/{}/{}", s.sessions, s.sockets, s.rooms, s.tasks);
     let back = Check {
         name: "back to baseline",
         pass: settled.is_some(),
         detail: format!(
-            "sessions/sockets/tasks: baseline {}/{}/{}, churn end {}, last {}; {}",
+            "sessions/sockets/rooms/tasks: baseline {}/{}/{}/{}, churn end {}, last {}; {}",
             level.sessions,
             level.sockets,
+            level.rooms,
             level.tasks,
-            triple(first),
-            triple(last),
+            counts(first),
+            counts(last),
             match settled {
                 Some(s) => format!("back {:.0} s after the churn stopped", s.t - plan.churn_end),
                 None => "never back by the end of the run".to_owned(),
             }
         ),
     };
-    let grew = last.sessions > first.sessions || last.tasks > first.tasks;
+    let grew = last.sessions > first.sessions
+        || last.sockets > first.sockets
+        || last.rooms > first.rooms
+        || last.tasks > first.tasks;
     let growth = Check {
         name: "no growth after the churn",
         pass: !grew,
         detail: format!(
-            "sessions {} -> {}, tasks {} -> {} between the end of the churn and the end of the run",
-            first.sessions, last.sessions, first.tasks, last.tasks
+            "sessions/sockets/rooms/tasks {} -> {} between the end of the churn and the end of \
+             the run",
+            counts(first),
+            counts(last)
         ),
     };
     vec![back, growth]
@@ -274,6 +287,7 @@ mod tests {
             rss_kib,
             sessions,
             sockets: sessions,
+            rooms: sessions + 1,
             tasks,
             client_conns: 0,
         }
@@ -364,7 +378,7 @@ mod tests {
     fn csv_has_a_phase_per_row() {
         let text = csv(&[sample(0.5, 1, 2, 3), sample(31.0, 1, 2, 3)], &plan());
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[1], "0.50,baseline,1,2,2,3,0");
-        assert_eq!(lines[2], "31.00,quiet,1,2,2,3,0");
+        assert_eq!(lines[1], "0.50,baseline,1,2,2,3,3,0");
+        assert_eq!(lines[2], "31.00,quiet,1,2,2,3,3,0");
     }
 }
