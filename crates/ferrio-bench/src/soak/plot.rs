@@ -34,7 +34,7 @@ pub(crate) fn svg(samples: &[Sample], plan: &Plan, level: Option<Level>) -> Stri
         WIDTH,
         height,
         LEFT,
-        "Soak: server RSS, Engine.IO sessions and Socket.IO sockets, tokio tasks (one sample a second)",
+        "Soak: server RSS; Engine.IO sessions, sockets and rooms of /; tokio tasks (one sample a second)",
     );
     let rss_reference = samples
         .iter()
@@ -71,7 +71,7 @@ pub(crate) fn svg(samples: &[Sample], plan: &Plan, level: Option<Level>) -> Stri
                     value: |s| s.rooms as f64,
                 },
                 Series {
-                    label: "churn connections held by the harness",
+                    label: "churn connections (harness side)",
                     color: "#999",
                     value: |s| s.client_conns as f64,
                 },
