@@ -6,16 +6,22 @@
 //!                      [--smoke] [--out DIR] [--profile release|debug] [--no-build]
 //! ferrio-bench report [--out DIR]     # tables and plot again from DIR/results.json
 //! ferrio-bench load SCENARIO --addr 127.0.0.1:3000 [--clients N] [--sockets N] ...
+//! ferrio-bench soak [--minutes 10] [--out DIR] [--rate 40] [--steady 20] ...
+//! ferrio-bench soak-server [--ping-interval-ms 5000] ...   # started by `soak`
 //! ```
 //!
 //! `compare` builds and starts each server in turn pinned to core 0, runs the load generator
 //! pinned to core 1, reads the server's CPU time and RSS from `/proc`, and writes the tables.
 //! `load` is the generator alone, against any server that serves the benchmark contract.
+//! `soak` is a long run against one server to find leaks (see `docs/reliability.md`); it is
+//! never part of the test suite.
 
 mod args;
 mod load;
 mod report;
 mod runner;
+mod soak;
+mod svg;
 
 use args::Args;
 
@@ -29,10 +35,12 @@ fn main() {
         "load" => load_command(raw.collect()),
         "compare" => Args::parse(raw).and_then(runner::compare),
         "report" => Args::parse(raw).and_then(runner::report),
+        "soak" => Args::parse(raw).and_then(soak::run),
+        "soak-server" => Args::parse(raw).and_then(soak::server::run),
         _ => Err(
             "usage: ferrio-bench compare [options] | ferrio-bench report [--out DIR] | \
-             ferrio-bench load SCENARIO [options] \
-             (see docs/benchmarks.md)"
+             ferrio-bench load SCENARIO [options] (see docs/benchmarks.md) | \
+             ferrio-bench soak [--minutes 10] [--out DIR] [options] (see docs/reliability.md)"
                 .into(),
         ),
     };

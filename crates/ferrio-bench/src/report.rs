@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::BoxError;
 use crate::runner::{Measurement, Server};
+use crate::svg;
 
 /// One number the tables show for a scenario.
 struct Metric {
@@ -330,7 +331,7 @@ pub(crate) fn svg(measurements: &[Measurement], servers: &[Named]) -> String {
             scenarios.push(&m.scenario);
         }
     }
-    let colors = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a"];
+    let colors = crate::svg::PALETTE;
     let leads: Vec<Vec<Option<f64>>> = scenarios
         .iter()
         .map(|scenario| {
@@ -351,33 +352,20 @@ pub(crate) fn svg(measurements: &[Measurement], servers: &[Named]) -> String {
     let bar = (group - 20.0) / peers.len().max(1) as f64;
     let y = |v: f64| bottom - (v.log2() - lo) / (hi - lo) * (bottom - plot_top);
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        out,
-        r#"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="20" font-size="15">Ferrio's lead per scenario: main metric, median of runs, log scale (above 1x = Ferrio ahead)</text>"#
+    svg::open(
+        &mut out,
+        width,
+        height,
+        left,
+        "Ferrio's lead per scenario: main metric, median of runs, log scale (above 1x = Ferrio ahead)",
     );
     let mut power = lo;
     while power <= hi {
         let tick = 2f64.powf(power);
-        let _ = writeln!(
-            out,
-            r##"<line x1="{left}" x2="{}" y1="{y}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{tick}x</text>"##,
-            width - 20.0,
-            left - 6.0,
-            y(tick) + 4.0,
-            y = y(tick)
-        );
+        svg::grid_line(&mut out, left, width - 20.0, y(tick), &format!("{tick}x"));
         power += 1.0;
     }
-    let _ = writeln!(
-        out,
-        r#"<line x1="{left}" x2="{}" y1="{y1}" y2="{y1}" stroke="black" stroke-dasharray="4 3"/>"#,
-        width - 20.0,
-        y1 = y(1.0)
-    );
+    svg::dashed_line(&mut out, (left, y(1.0)), (width - 20.0, y(1.0)), "black");
     for (i, scenario) in scenarios.iter().enumerate() {
         let x0 = left + i as f64 * group + 10.0;
         for (j, lead) in leads[i].iter().enumerate() {
@@ -410,17 +398,16 @@ pub(crate) fn svg(measurements: &[Measurement], servers: &[Named]) -> String {
     }
     for (j, peer) in peers.iter().enumerate() {
         let x = left + j as f64 * 230.0;
-        let _ = writeln!(
-            out,
-            r#"<rect x="{x}" y="{}" width="12" height="12" fill="{}"/><text x="{}" y="{}">vs {}</text>"#,
+        let color = colors[j % colors.len()];
+        svg::legend(
+            &mut out,
+            x,
             height - 28.0,
-            colors[j % colors.len()],
-            x + 16.0,
-            height - 18.0,
-            peer.label
+            color,
+            &format!("vs {}", peer.label),
         );
     }
-    out.push_str("</svg>\n");
+    svg::close(&mut out);
     out
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -136,7 +136,7 @@ pub(crate) fn compare(mut args: Args) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest
         .ancestors()
@@ -323,25 +323,38 @@ impl Pinning {
 
 /// Stops a child process (server or load generator) when dropped, so a failed run leaves
 /// nothing behind.
-struct Running {
+pub(crate) struct Running {
     child: Child,
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
+impl Running {
+    pub(crate) fn new(child: Child) -> Self {
+        Running { child }
+    }
+
+    /// Asks the process to stop (SIGTERM), kills it after 5 s, and returns how it exited:
+    /// `None` when it had to be killed (or could not be waited for).
+    pub(crate) fn stop(&mut self) -> Option<ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
         }
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         for _ in 0..50 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -439,7 +452,7 @@ fn measure(
 }
 
 /// Reads the server's stdout until `listening on PORT` (30 s at most).
-fn wait_for_port(stdout: ChildStdout) -> Result<u16, BoxError> {
+pub(crate) fn wait_for_port(stdout: ChildStdout) -> Result<u16, BoxError> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -485,13 +498,22 @@ impl Sample {
                 "no /proc/PID/task/*/schedstat to read (kernel without schedstats?)".into(),
             );
         }
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let rss_kib = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())
-            .ok_or("no VmRSS in /proc/PID/status")?;
-        Ok(Sample { cpu_ns, rss_kib })
+        Ok(Sample {
+            cpu_ns,
+            rss_kib: rss_kib(pid)?,
+        })
     }
+}
+
+/// The resident memory of process `pid`, in KiB (an error once it has exited: a zombie has
+/// no `VmRSS`).
+pub(crate) fn rss_kib(pid: u32) -> Result<u64, BoxError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .ok_or("no VmRSS in /proc/PID/status")?;
+    Ok(rss_kib)
 }

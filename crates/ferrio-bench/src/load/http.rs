@@ -15,6 +15,7 @@ use crate::BoxError;
 pub(crate) struct HttpConn {
     sender: SendRequest<Full<Bytes>>,
     host: String,
+    connection: tokio::task::JoinHandle<()>,
 }
 
 impl HttpConn {
@@ -22,13 +23,20 @@ impl HttpConn {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
-        tokio::spawn(async move {
+        let connection = tokio::spawn(async move {
             let _ = conn.await;
         });
         Ok(HttpConn {
             sender,
             host: addr.to_string(),
+            connection,
         })
+    }
+
+    /// Closes the TCP connection now, even with a request in flight (a plain drop lets
+    /// hyper finish the request first).
+    pub(crate) fn abort(self) {
+        self.connection.abort();
     }
 
     /// Sends one request and returns the status and the whole body.
@@ -77,15 +85,7 @@ impl PollingClient {
                 Bytes::new(),
             )
             .await?;
-        let open = std::str::from_utf8(&body)?;
-        if status != StatusCode::OK || !open.starts_with("0{") {
-            return Err(format!("polling handshake answered {status}: {open:?}").into());
-        }
-        let handshake: serde_json::Value = serde_json::from_str(&open[1..])?;
-        let sid = handshake["sid"]
-            .as_str()
-            .ok_or("open packet without a sid")?
-            .to_owned();
+        let sid = sid_of_open(status, &body)?;
         let mut client = PollingClient {
             conn,
             query: format!("{path}?EIO=4&transport=polling&sid={sid}"),
@@ -101,6 +101,16 @@ impl PollingClient {
                 return Err(format!("connect refused: {packet}").into());
             }
         }
+    }
+
+    /// The Engine.IO session id.
+    pub(crate) fn sid(&self) -> &str {
+        self.query.rsplit("sid=").next().unwrap_or_default()
+    }
+
+    /// The keep-alive connection underneath, for a client that stops here.
+    pub(crate) fn into_conn(self) -> HttpConn {
+        self.conn
     }
 
     /// POSTs one packet and checks the server's `ok`.
@@ -146,4 +156,17 @@ impl PollingClient {
                 .extend(text.split('\u{1e}').map(ToOwned::to_owned));
         }
     }
+}
+
+/// The session id of a polling handshake's answer (`0{"sid":...}`).
+pub(crate) fn sid_of_open(status: StatusCode, body: &[u8]) -> Result<String, BoxError> {
+    let open = std::str::from_utf8(body)?;
+    if status != StatusCode::OK || !open.starts_with("0{") {
+        return Err(format!("polling handshake answered {status}: {open:?}").into());
+    }
+    let handshake: serde_json::Value = serde_json::from_str(&open[1..])?;
+    let sid = handshake["sid"]
+        .as_str()
+        .ok_or("open packet without a sid")?;
+    Ok(sid.to_owned())
 }

@@ -6,8 +6,8 @@
 //! read the server's CPU time and RSS at that exact point. The last line is
 //! `@result {json}`.
 
-mod http;
-mod ws;
+pub(crate) mod http;
+pub(crate) mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -178,8 +178,8 @@ async fn idle(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxError>
     }))
 }
 
-/// What the echo loop needs from a transport.
-trait EchoTransport: Send + 'static {
+/// What the echo loop (and the soak's clients) need from a transport.
+pub(crate) trait EchoTransport: Send + 'static {
     fn send(&mut self, packet: String) -> impl Future<Output = Result<(), BoxError>> + Send;
     fn recv(&mut self) -> impl Future<Output = Result<String, BoxError>> + Send;
 }

@@ -20,16 +20,17 @@ impl WsClient {
     /// Opens a WebSocket session at `path` and connects it to namespace `/`. Returns once the
     /// server has answered the CONNECT (`40{...}`).
     pub(crate) async fn connect(addr: SocketAddr, path: &str) -> Result<Self, BoxError> {
-        let tcp = TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
-        let url = format!("ws://{addr}{path}?EIO=4&transport=websocket");
-        // Small buffers: the generator holds up to 10 000 of these at once.
-        let config = WebSocketConfig::default()
-            .read_buffer_size(4096)
-            .write_buffer_size(0);
-        let (ws, _) =
-            tokio_tungstenite::client_async_with_config(url.as_str(), tcp, Some(config)).await?;
-        let mut client = WsClient { ws };
+        Self::connect_on(TcpStream::connect(addr).await?, addr, path).await
+    }
+
+    /// [`WsClient::connect`] over a TCP connection the caller opened (and tuned).
+    pub(crate) async fn connect_on(
+        tcp: TcpStream,
+        addr: SocketAddr,
+        path: &str,
+    ) -> Result<Self, BoxError> {
+        let query = format!("{path}?EIO=4&transport=websocket");
+        let mut client = Self::handshake(tcp, addr, &query).await?;
         let open = client.recv().await?;
         if !open.starts_with("0{") {
             return Err(format!("expected an Engine.IO open packet, got {open:?}").into());
@@ -44,6 +45,28 @@ impl WsClient {
                 return Err(format!("connect refused: {frame}").into());
             }
         }
+    }
+
+    /// The WebSocket handshake alone, for `path_and_query`: nothing is read after it.
+    pub(crate) async fn handshake(
+        tcp: TcpStream,
+        addr: SocketAddr,
+        path_and_query: &str,
+    ) -> Result<Self, BoxError> {
+        tcp.set_nodelay(true)?;
+        let url = format!("ws://{addr}{path_and_query}");
+        // Small buffers: the generator holds up to 10 000 of these at once.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(url.as_str(), tcp, Some(config)).await?;
+        Ok(WsClient { ws })
+    }
+
+    /// The TCP connection underneath.
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        self.ws.get_ref()
     }
 
     /// Sends one text frame.
