@@ -25,6 +25,11 @@ mod svg;
 
 use args::Args;
 
+/// The allocator of the example servers (see `examples/interop`): the soak server's memory
+/// then behaves as theirs, returning what a burst freed within half a second.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Errors of the harness: reported and the process exits with status 1.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
