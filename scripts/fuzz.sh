@@ -44,6 +44,7 @@ dict_of() {
     engine_*) echo dicts/engine.dict ;;
     socketio_*) echo dicts/socketio.dict ;;
     msgpack_*) echo dicts/msgpack.dict ;;
+    redis_*) echo dicts/redis.dict ;;
   esac
 }
 
