@@ -36,7 +36,7 @@ fn fixtures(prefix: &str) -> Vec<Fixture> {
             }
         })
         .collect();
-    assert_eq!(all.len(), 17, "the generator writes 17 fixtures");
+    assert_eq!(all.len(), 18, "the generator writes 18 fixtures");
     all.into_iter()
         .filter(|f| f.name.starts_with(prefix))
         .collect()
@@ -53,7 +53,7 @@ fn rooms(names: &[&str]) -> Vec<Room> {
 #[test]
 fn broadcasts_decode_and_encode_byte_identically() {
     let fixtures = fixtures("broadcast_");
-    assert_eq!(fixtures.len(), 3);
+    assert_eq!(fixtures.len(), 4);
     for f in fixtures {
         let message = BroadcastMessage::decode(&f.bytes, &Limits::default())
             .unwrap_or_else(|err| panic!("{}: {err}", f.name));
@@ -89,6 +89,12 @@ fn broadcasts_decode_and_encode_byte_identically() {
                 assert_eq!(on, Some(ReceivedOn::Broadcast));
                 assert_eq!(message.opts.rooms, rooms(&["r1", "r2"]));
                 assert_eq!(message.opts.flags.timeout, Some(1000));
+            }
+            "broadcast_numbers" => {
+                // notepack writes -0 as the integer 0, and 2^53 as uint 64.
+                assert_eq!(message.packet.data[19], Value::from(0));
+                assert_eq!(message.packet.data[18].as_u64(), Some(1 << 53));
+                assert_eq!(message.packet.data[21], Value::F64(-1.5));
             }
             other => panic!("unexpected fixture {other}"),
         }

@@ -8,10 +8,18 @@
 //!   msgpack. As in the Node adapter, a message whose first byte is `{` is JSON and anything
 //!   else msgpack, whatever its type.
 //!
-//! msgpack is the encoding of the npm package `notepack.io`, which the Node adapter uses:
-//! maps with string keys, integers in their smallest form, non-integer numbers as float 64,
-//! `Buffer`s as bin. Dynamic values (event arguments, ack arguments) are [`rmpv::Value`]s so
-//! binary survives a round trip.
+//! msgpack is the encoding of the npm package `notepack.io` 3.0 (the adapter 8.3 depends on
+//! `~3.0.1`): maps with string keys, integers in their smallest form, non-integer numbers as
+//! float 64, strings as fixstr/str 8/16/32. Dynamic values (event and ack arguments) are
+//! [`rmpv::Value`]s so binary survives a round trip. What a Node server's values become, as
+//! measured with `notepack.io` 3.0.1:
+//!
+//! - `Buffer`, `ArrayBuffer` and typed arrays: bin (older `notepack.io` 2 wrote `ArrayBuffer`
+//!   as ext 0);
+//! - `undefined`: nil in an array, the key left out in an object;
+//! - `-0`: the integer 0; whole numbers of 2^64 and above wrap around (corrupted on the Node
+//!   side, before they reach us);
+//! - `Date`: the msgpack timestamp extension, type -1, which we keep as [`rmpv::Value::Ext`].
 //!
 //! Everything read from Redis is untrusted: decoders check [`Limits`] before and while they
 //! parse, and return a [`DecodeError`] for anything malformed, never panic.
