@@ -36,7 +36,7 @@ fn fixtures(prefix: &str) -> Vec<Fixture> {
             }
         })
         .collect();
-    assert_eq!(all.len(), 18, "the generator writes 18 fixtures");
+    assert_eq!(all.len(), 24, "the generator writes 24 fixtures");
     all.into_iter()
         .filter(|f| f.name.starts_with(prefix))
         .collect()
@@ -254,4 +254,47 @@ fn responses_decode_and_encode_byte_identically() {
 fn untyped_responses_need_a_known_request() {
     let f = fixtures("response_all_rooms").remove(0);
     assert!(Response::decode(&f.bytes, &Limits::default(), |_| None).is_err());
+}
+
+#[test]
+fn emitter_messages_decode() {
+    let fixtures = fixtures("emitter_");
+    assert_eq!(fixtures.len(), 6);
+    for f in fixtures {
+        if f.name.starts_with("emitter_broadcast") {
+            let message = BroadcastMessage::decode(&f.bytes, &Limits::default())
+                .unwrap_or_else(|err| panic!("{}: {err}", f.name));
+            assert_eq!(message.uid, "emitter");
+            assert_eq!(
+                channels().for_rooms(&message.opts.rooms),
+                f.channel,
+                "{}",
+                f.name
+            );
+            // The emitter writes opts as {rooms, flags, except}: same message, other bytes.
+            let again = BroadcastMessage::decode(&message.encode(), &Limits::default()).unwrap();
+            assert_eq!(again, message);
+            if f.name == "emitter_broadcast_room" {
+                assert_eq!(message.opts.except, rooms(&["x"]));
+                assert_eq!(message.packet.data[1], Value::Binary(vec![1]));
+            }
+            continue;
+        }
+        assert_eq!(f.channel, channels().request(), "{}", f.name);
+        let request = Request::decode(&f.bytes, &Limits::default())
+            .unwrap_or_else(|err| panic!("{}: {err}", f.name));
+        assert_eq!(request.encode(), f.bytes, "{}", f.name);
+        match request {
+            Request::RemoteJoin { uid, .. }
+            | Request::RemoteLeave { uid, .. }
+            | Request::RemoteDisconnect { uid, .. } => assert_eq!(uid, None),
+            Request::ServerSideEmit {
+                uid, request_id, ..
+            } => {
+                assert_eq!(uid.as_deref(), Some("emitter"));
+                assert_eq!(request_id, None);
+            }
+            other => panic!("{}: unexpected {other:?}", f.name),
+        }
+    }
 }
