@@ -71,8 +71,9 @@ fn payload_for(session: &Session, state: &mut State) -> Option<(Bytes, bool)> {
         }
     }
     let mut out = String::with_capacity(payload_len(state));
-    let taken: u64 = state.queue.iter().map(Frame::len).sum();
+    let mut taken = 0;
     for frame in state.queue.drain(..) {
+        taken += frame.len();
         if !out.is_empty() {
             out.push(wire::SEPARATOR as char);
         }
