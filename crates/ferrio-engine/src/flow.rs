@@ -52,7 +52,8 @@ impl Watchdog {
 
     /// Starts the watchdog task once, from inside the runtime (the first session's opening).
     pub(crate) fn start(self: &Arc<Self>, limits: OutboundLimits) {
-        if !self.started.swap(true, Ordering::AcqRel) {
+        // A plain load first: every session opening passes here, and a swap would write.
+        if !self.started.load(Ordering::Acquire) && !self.started.swap(true, Ordering::AcqRel) {
             tokio::spawn(self.clone().run(limits));
         }
     }
