@@ -6,9 +6,10 @@
 //! PORT=0 PARSER=msgpack cargo run -p interop     # any free port, msgpack parser
 //! ```
 //!
-//! Environment: `PORT` (default 3000), `SIO_PATH` (default `/socket.io/`), `PARSER=msgpack`.
-//! `REDIS_URL` and `RECOVERY=1` are refused with a message until the Redis adapter and
-//! connection state recovery exist.
+//! Environment: `PORT` (default 3000), `SIO_PATH` (default `/socket.io/`), `PARSER=msgpack`,
+//! `REDIS_URL` (the Redis adapter: several processes, and Node.js servers on
+//! `@socket.io/redis-adapter`, form one cluster). `RECOVERY=1` is refused with a message
+//! until connection state recovery exists.
 
 use std::time::Duration;
 
@@ -18,9 +19,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use ferrio::adapter::ServerAck;
 use ferrio::{
     AckSender, ConnectHandler, ConnectRefusal, Cors, Data, Io, Parser, Payload, SocketRef,
 };
+use ferrio_redis::RedisAdapter;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -160,14 +163,23 @@ fn check_token(Data(auth): Data<Value>) -> Result<(), ConnectRefusal> {
     }
 }
 
-fn socketio() -> (ferrio::SocketIoLayer, Io) {
+fn socketio(redis: Option<&RedisAdapter>) -> (ferrio::SocketIoLayer, Io) {
     let path = std::env::var("SIO_PATH").unwrap_or_else(|_| "/socket.io/".to_owned());
-    let (layer, io) = Io::builder()
+    let mut builder = Io::builder()
         .path(path)
         .cors(Cors::any_origin())
-        .parser(parser_from_env())
-        .build_layer();
+        .parser(parser_from_env());
+    if let Some(redis) = redis {
+        builder = builder.adapter(redis.factory());
+    }
+    let (layer, io) = builder.build_layer();
     io.ns("/", on_root);
+    // Server-side events from the other servers of the cluster: `ping` is answered with
+    // its argument, so a test can check server-to-server acks in both directions.
+    io.on_server_event("ping", |args: Payload, ack: ServerAck| {
+        let data = args.get::<Value>(0).unwrap_or(Value::Null);
+        let _ = ack.send(&json!({ "pong": data, "server": "ferrio" }));
+    });
     io.ns(
         "/private",
         (|socket: SocketRef| {
@@ -238,6 +250,62 @@ async fn sockets(io: Io, Query(query): Query<RoomQuery>) -> Response {
 }
 
 #[derive(Deserialize)]
+struct ServerEmitRequest {
+    event: String,
+    data: Value,
+}
+
+/// Emits a server-side event to the other servers and waits (2 s) for their answers.
+async fn server_emit(io: Io, body: Result<Json<ServerEmitRequest>, JsonRejection>) -> Response {
+    let Json(request) = match body {
+        Ok(body) => body,
+        Err(rejection) => return bad_request(rejection.body_text()),
+    };
+    let answers = tokio::time::timeout(
+        Duration::from_secs(2),
+        io.server_side_emit_with_ack(&request.event, &(request.data,)),
+    )
+    .await;
+    match answers {
+        Ok(Ok(answers)) => {
+            let responses: Vec<Value> = answers
+                .iter()
+                .map(|answer| answer.get::<Value>(0).unwrap_or(Value::Null))
+                .collect();
+            Json(json!({ "responses": responses })).into_response()
+        }
+        Ok(Err(err)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": err.to_string() })),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            Json(json!({ "error": "no answer within 2 s" })),
+        )
+            .into_response(),
+    }
+}
+
+/// The cluster as this server sees it: how many servers, and the Redis adapter's health.
+async fn cluster(io: Io, redis: Option<RedisAdapter>) -> Response {
+    let servers = io.server_count().await.ok();
+    let redis = redis.map(|redis| {
+        let health = redis.health();
+        json!({
+            "uid": redis.uid(),
+            "connected": health.connected,
+            "published": health.published,
+            "unpublished": health.unpublished,
+            "received": health.received,
+            "malformed": health.malformed,
+            "reconnects": health.reconnects,
+        })
+    });
+    Json(json!({ "servers": servers, "redis": redis })).into_response()
+}
+
+#[derive(Deserialize)]
 struct DisconnectRequest {
     room: Option<String>,
 }
@@ -264,20 +332,27 @@ async fn disconnect(io: Io, body: Result<Json<DisconnectRequest>, JsonRejection>
 #[tokio::main]
 async fn main() {
     serve::init_tracing();
-    if std::env::var_os("REDIS_URL").is_some() {
-        exit_with(
-            "REDIS_URL is set, but the Redis adapter is not built yet; unset it to use the in-memory adapter",
-        );
-    }
     if std::env::var("RECOVERY").is_ok_and(|v| v == "1") {
         exit_with("RECOVERY=1 is set, but connection state recovery is not built yet");
     }
-    let (layer, io) = socketio();
+    let redis = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => match RedisAdapter::open(&url) {
+            Ok(redis) => Some(redis),
+            Err(e) => exit_with(&format!("REDIS_URL {url:?} is not a Redis URL: {e}")),
+        },
+        _ => None,
+    };
+    let (layer, io) = socketio(redis.as_ref());
+    if let Err(e) = io.ready().await {
+        exit_with(&format!("the adapter did not start: {e}"));
+    }
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/emit", post(emit))
         .route("/sockets", get(sockets))
         .route("/disconnect", post(disconnect))
+        .route("/server-emit", post(server_emit))
+        .route("/cluster", get(move |io: Io| cluster(io, redis.clone())))
         .layer(layer);
     serve::run("interop", app, move || async move { io.close().await }).await;
 }
