@@ -113,7 +113,7 @@ async fn broadcasts_from_a_node_server_reach_the_right_local_sockets() {
 async fn requests_of_every_type_are_answered_as_a_node_server_expects() {
     let s = setup(RedisAdapterConfig::default()).await;
     let response = s.channels.response().to_owned();
-    let mut peer = Peer::connect(&redis_url(), &[response.clone()], &[]).await;
+    let mut peer = Peer::connect(&redis_url(), std::slice::from_ref(&response), &[]).await;
     let mut a = s.harness.client(0, &json!({"data": {"n": 1}})).await;
     let mut b = s.harness.client(1, &json!({})).await;
     s.harness.socket(0, &a).join("r");
@@ -304,7 +304,7 @@ async fn what_ferrio_publishes_is_what_a_node_server_reads() {
     // Subscribed to the request channel, the peer counts as a server.
     let mut peer = Peer::connect(
         &redis_url(),
-        &[request.clone()],
+        std::slice::from_ref(&request),
         &[s.channels.broadcast_pattern()],
     )
     .await;
