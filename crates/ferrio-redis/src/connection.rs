@@ -39,6 +39,10 @@ pub(crate) struct Driver {
     commands: mpsc::UnboundedSender<Command>,
     commands_rx: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
     started: AtomicBool,
+    /// Set when the subscribing connection is lost: the publishing one, to the same Redis,
+    /// is most likely dead too, and is replaced before its next use rather than found dead
+    /// by a publish that then fails.
+    reset_publisher: AtomicBool,
     subscribed_once: AtomicBool,
     tasks: Mutex<Vec<AbortHandle>>,
 }
@@ -107,6 +111,7 @@ impl Driver {
             commands,
             commands_rx: Mutex::new(Some(commands_rx)),
             started: AtomicBool::new(false),
+            reset_publisher: AtomicBool::new(false),
             subscribed_once: AtomicBool::new(false),
             tasks: Mutex::default(),
         })
@@ -311,6 +316,10 @@ async fn run_publisher(driver: Weak<Driver>) {
     let mut batch: Vec<Outgoing> = Vec::with_capacity(MAX_BATCH);
     loop {
         let Some(d) = driver.upgrade() else { return };
+        if d.reset_publisher.swap(false, Ordering::AcqRel) && connection.take().is_some() {
+            *lock(&d.connection) = None;
+            d.health.set_up(true, false, false);
+        }
         if connection.is_none() {
             match d.connect_publisher().await {
                 Ok(c) => {
@@ -467,6 +476,8 @@ async fn run_subscriber(driver: Weak<Driver>, mut commands: mpsc::UnboundedRecei
                 }
                 let Some(d) = driver.upgrade() else { return };
                 d.health.set_up(false, false, false);
+                d.reset_publisher.store(true, Ordering::Release);
+                d.queued.notify_one();
             }
             Err(e) => d.health.connection_failed("cannot subscribe", &e),
         }
