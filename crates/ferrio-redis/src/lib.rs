@@ -50,3 +50,8 @@ pub mod wire;
 pub use adapter::{RedisAdapter, RedisNamespace};
 pub use config::{RedisAdapterConfig, ResponseChannel};
 pub use health::Health;
+
+// The scaling guide's Rust code compiles as part of the test suite.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/scaling.md")]
+mod scaling_guide {}

@@ -8,8 +8,8 @@
 //!
 //! Environment: `PORT` (default 3000), `SIO_PATH` (default `/socket.io/`), `PARSER=msgpack`,
 //! `REDIS_URL` (the Redis adapter: several processes, and Node.js servers on
-//! `@socket.io/redis-adapter`, form one cluster). `RECOVERY=1` is refused with a message
-//! until connection state recovery exists.
+//! `@socket.io/redis-adapter`, form one cluster), `PING_INTERVAL_MS`, `PING_TIMEOUT_MS`.
+//! `RECOVERY=1` is refused with a message until connection state recovery exists.
 
 use std::time::Duration;
 
@@ -43,6 +43,18 @@ const MAX_BURST: usize = 100_000;
 fn exit_with(message: &str) -> ! {
     eprintln!("interop: {message}");
     std::process::exit(2);
+}
+
+/// A duration in milliseconds from the environment; a value that is not a positive whole
+/// number exits with status 2.
+fn millis_from_env(name: &str) -> Option<Duration> {
+    let value = std::env::var(name).ok()?;
+    match value.parse::<u64>() {
+        Ok(ms) if ms > 0 => Some(Duration::from_millis(ms)),
+        _ => exit_with(&format!(
+            "{name} {value:?} is not a positive number of milliseconds"
+        )),
+    }
 }
 
 fn parser_from_env() -> Parser {
@@ -169,6 +181,12 @@ fn socketio(redis: Option<&RedisAdapter>) -> (ferrio::SocketIoLayer, Io) {
         .path(path)
         .cors(Cors::any_origin())
         .parser(parser_from_env());
+    if let Some(interval) = millis_from_env("PING_INTERVAL_MS") {
+        builder = builder.ping_interval(interval);
+    }
+    if let Some(timeout) = millis_from_env("PING_TIMEOUT_MS") {
+        builder = builder.ping_timeout(timeout);
+    }
     if let Some(redis) = redis {
         builder = builder.adapter(redis.factory());
     }
