@@ -212,6 +212,15 @@ fn socketio(redis: Option<&RedisAdapter>) -> (ferrio::SocketIoLayer, Io) {
     (layer, io)
 }
 
+/// A `500` with the error in a JSON body, for operations that failed.
+fn internal_error(err: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({ "error": err.to_string() })),
+    )
+        .into_response()
+}
+
 /// A `400` with a JSON body, for requests the routes cannot read.
 fn bad_request(message: impl std::fmt::Display) -> Response {
     (
@@ -259,11 +268,7 @@ async fn sockets(io: Io, Query(query): Query<RoomQuery>) -> Response {
             ids.sort();
             Json(json!({ "ids": ids })).into_response()
         }
-        Err(err) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({ "error": err.to_string() })),
-        )
-            .into_response(),
+        Err(err) => internal_error(err),
     }
 }
 
@@ -292,11 +297,7 @@ async fn server_emit(io: Io, body: Result<Json<ServerEmitRequest>, JsonRejection
                 .collect();
             Json(json!({ "responses": responses })).into_response()
         }
-        Ok(Err(err)) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({ "error": err.to_string() })),
-        )
-            .into_response(),
+        Ok(Err(err)) => internal_error(err),
         Err(_) => (
             StatusCode::GATEWAY_TIMEOUT,
             Json(json!({ "error": "no answer within 2 s" })),
@@ -339,11 +340,7 @@ async fn disconnect(io: Io, body: Result<Json<DisconnectRequest>, JsonRejection>
     };
     match result {
         Ok(()) => Json(json!({ "ok": true })).into_response(),
-        Err(err) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({ "error": err.to_string() })),
-        )
-            .into_response(),
+        Err(err) => internal_error(err),
     }
 }
 
