@@ -9,7 +9,7 @@ use std::time::Duration;
 use ferrio::adapter::{
     Adapter, AdapterContext, AdapterError, AdapterErrorKind, BoxFuture, BroadcastAckFuture,
     BroadcastOptions, BroadcastPacket, LocalAdapter, RemoteAckSender, RemoteSocketData, Room,
-    ServerAck, remote_acks,
+    ServerAck, Session, remote_acks,
 };
 use ferrio::{Payload, Sid};
 use redis::Client;
@@ -555,6 +555,28 @@ impl Adapter for RedisNamespace {
 
     fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
         Box::pin(async move { Ok(self.inner.others().await? + 1) })
+    }
+
+    // Connection state recovery is this server's own: a client recovers when it comes back
+    // to the server it was on (the sessions of the pub/sub adapter do not cross servers).
+    fn persist_session(&self, session: Session) {
+        self.inner.local.persist_session(session);
+    }
+
+    fn restore_session(
+        &self,
+        pid: &str,
+        offset: Option<&str>,
+    ) -> BoxFuture<'static, Result<Option<Session>, AdapterError>> {
+        self.inner.local.restore_session(pid, offset)
+    }
+
+    fn resume_session(
+        &self,
+        session: &Session,
+        resume: &mut dyn FnMut(Vec<BroadcastPacket>) -> bool,
+    ) -> bool {
+        self.inner.local.resume_session(session, resume)
     }
 
     fn add_all(&self, sid: Sid, rooms: &[Room]) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferrio_engine::{Cors, EngineIoConfig, EngineIoLayer, NotFound};
 use tower::Layer;
 
-use crate::adapter::{Adapter, AdapterContext, LocalAdapter};
+use crate::adapter::{Adapter, AdapterContext, LocalAdapter, Recovery};
 use crate::client::SocketIoHandler;
 use crate::handler::{Guarded, IntoNamespaceHandler};
 use crate::io::Io;
@@ -38,6 +38,7 @@ pub struct IoBuilder {
     max_handlers: u32,
     max_namespaces: usize,
     event_rate_limit: Option<RateLimit>,
+    recovery: Option<Recovery>,
     state: http::Extensions,
     adapter: AdapterFactory,
 }
@@ -52,6 +53,7 @@ impl Default for IoBuilder {
             max_handlers: 64,
             max_namespaces: 100,
             event_rate_limit: None,
+            recovery: None,
             state: http::Extensions::new(),
             adapter: Arc::new(|ctx| Arc::new(LocalAdapter::new(ctx))),
         }
@@ -209,6 +211,26 @@ impl IoBuilder {
         self
     }
 
+    /// Turns connection state recovery on (default: off): a client that loses its
+    /// connection for a moment gets back its socket id, rooms and shared data, and every
+    /// event it missed, when it reconnects within
+    /// [`Recovery::max_disconnection_duration`]. See [`Recovery`] for what is kept, and
+    /// [`SocketRef::recovered`](crate::SocketRef::recovered).
+    ///
+    /// ```
+    /// use ferrio::Io;
+    /// use ferrio::adapter::Recovery;
+    ///
+    /// let (layer, io) = Io::builder()
+    ///     .connection_state_recovery(Recovery::default())
+    ///     .build_layer();
+    /// # let _ = (layer, io);
+    /// ```
+    pub fn connection_state_recovery(mut self, recovery: Recovery) -> Self {
+        self.recovery = Some(recovery);
+        self
+    }
+
     /// The adapter each namespace gets. Default: [`LocalAdapter`] (in memory).
     pub fn adapter<F, A>(mut self, factory: F) -> Self
     where
@@ -227,6 +249,7 @@ impl IoBuilder {
             max_handlers: self.max_handlers,
             max_namespaces: self.max_namespaces,
             event_rate_limit: self.event_rate_limit.map(EventLimiter::new),
+            recovery: self.recovery,
             state: self.state,
             adapter: self.adapter,
         });

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use ferrio_engine::Socket as EngineSocket;
 use futures_util::FutureExt;
 
+use crate::adapter::{BroadcastPacket, IntoRoom};
 use crate::client::{self, Client};
 use crate::error::{ConnectRefusal, DisconnectReason};
 use crate::handler::{BoxedMiddleware, run};
+use crate::namespace::Namespace;
 use crate::parser::Parser;
 use crate::payload::Payload;
 use crate::server::Server;
@@ -63,12 +65,41 @@ pub(crate) fn connect(
         );
     };
     let auth = auth.unwrap_or_else(Payload::empty_object);
-    let socket = SocketRef(SocketInner::new(ns.clone(), engine.clone(), auth));
+    let claim = server
+        .shared
+        .recovery
+        .as_ref()
+        .and_then(|_| Claim::from_auth(&auth));
+    let socket = SocketRef(SocketInner::new(ns.clone(), engine.clone(), auth.clone()));
     let origin = socket.clone();
     let engine = engine.clone();
+    let skip_middlewares = server
+        .shared
+        .recovery
+        .as_ref()
+        .is_some_and(|recovery| recovery.skips_middlewares());
     // Counted like a handler while it waits (for the adapter or a middleware).
     run(&origin, Cow::Borrowed("connect"), async move {
         let _ = ns.ready().await;
+        if let Some(claim) = claim {
+            let recovered = recover(&ns, &engine, parser, &nsp, auth, claim, skip_middlewares);
+            match recovered.await {
+                Recovered::Yes(socket) => return run_connect_handler(&ns, &socket),
+                Recovered::Refused(refusal) => {
+                    ns.end_connect(None);
+                    if let Some(client) = engine.attached::<Client>() {
+                        client.end_connect(&nsp);
+                    }
+                    return refuse(&engine, parser, &nsp, &refusal);
+                }
+                Recovered::Gone => {
+                    ns.end_connect(None);
+                    return;
+                }
+                // A fresh socket, as if the client had presented nothing.
+                Recovered::No => {}
+            }
+        }
         for middleware in &ns.setup().middlewares {
             if let Err(refusal) = guarded_middleware(middleware, &socket).await {
                 socket.0.refused();
@@ -80,32 +111,142 @@ pub(crate) fn connect(
             }
         }
         socket.0.mark_connected();
-        let admitted = admit(&engine, parser, &nsp, &socket);
+        if socket.0.pid.is_some() {
+            // Recovery: the packets this socket may miss from now on are counted from here.
+            ns.adapter.add_all(socket.id(), &[socket.id().into_room()]);
+        }
+        let admitted = admit(&engine, parser, &nsp, &socket, &[]);
         ns.end_connect(admitted.then_some(&socket));
         if !admitted {
             return socket.close_with(DisconnectReason::TransportClose);
         }
-        let handler = ns.setup().handler;
-        let connected = socket.clone();
-        if panic::catch_unwind(AssertUnwindSafe(move || handler(connected))).is_err() {
-            tracing::error!(ns = %ns.name, socket = %socket.id(), "the connect handler panicked");
-            client::close_connection(&socket.0.engine, DisconnectReason::TransportError);
-        }
-        socket.mark_ready();
+        run_connect_handler(&ns, &socket);
     });
 }
 
-/// Registers the socket with its client and queues the CONNECT reply; false if the
-/// connection is gone meanwhile.
-fn admit(engine: &EngineSocket, parser: Parser, nsp: &str, socket: &SocketRef) -> bool {
+/// Runs the namespace's connect handler on an admitted socket, then delivers what the
+/// client sent meanwhile.
+fn run_connect_handler(ns: &Arc<Namespace>, socket: &SocketRef) {
+    let handler = ns.setup().handler;
+    let connected = socket.clone();
+    if panic::catch_unwind(AssertUnwindSafe(move || handler(connected))).is_err() {
+        tracing::error!(ns = %ns.name, socket = %socket.id(), "the connect handler panicked");
+        client::close_connection(&socket.0.engine, DisconnectReason::TransportError);
+    }
+    socket.mark_ready();
+}
+
+/// Registers the socket with its client and queues `missed` (a recovered socket's missed
+/// packets), then the CONNECT reply; false if the connection is gone meanwhile.
+fn admit(
+    engine: &EngineSocket,
+    parser: Parser,
+    nsp: &str,
+    socket: &SocketRef,
+    missed: &[BroadcastPacket],
+) -> bool {
     let Some(client) = engine.attached::<Client>() else {
         return false;
     };
     if !client.admit(nsp, socket) {
         return false;
     }
-    let reply = parser.connect(nsp, socket.id().as_str(), None);
+    for packet in missed {
+        if socket.send_encoded(&packet.encoded).is_err() {
+            return false;
+        }
+    }
+    let reply = parser.connect(nsp, socket.id().as_str(), socket.0.pid.as_deref());
     reply.send(engine).is_ok()
+}
+
+/// What a client presents to recover: `{pid, offset}` among its CONNECT's auth fields.
+struct Claim {
+    pid: String,
+    offset: Option<String>,
+}
+
+impl Claim {
+    /// The claim in `auth`, when it has a string `pid` (`offset` is absent when the client
+    /// has seen no event yet).
+    fn from_auth(auth: &Payload) -> Option<Self> {
+        let auth: serde_json::Value = auth.get(0).ok()?;
+        let pid = auth.get("pid")?.as_str()?.to_owned();
+        let offset = auth
+            .get("offset")
+            .and_then(|o| o.as_str())
+            .map(str::to_owned);
+        Some(Self { pid, offset })
+    }
+}
+
+enum Recovered {
+    /// The socket is back, admitted, with its missed packets queued.
+    Yes(SocketRef),
+    /// No session to take back: a fresh socket instead.
+    No,
+    /// A connect middleware refused the recovered socket.
+    Refused(ConnectRefusal),
+    /// The connection closed meanwhile.
+    Gone,
+}
+
+/// Takes back the session a client claims: its socket comes back with its id, rooms and
+/// data, gets the packets it missed, then its CONNECT reply, atomically with respect to
+/// the namespace's broadcasts (see [`Adapter::resume_session`](crate::adapter::Adapter::resume_session)).
+async fn recover(
+    ns: &Arc<Namespace>,
+    engine: &EngineSocket,
+    parser: Parser,
+    nsp: &str,
+    auth: Payload,
+    claim: Claim,
+    skip_middlewares: bool,
+) -> Recovered {
+    let session = match ns
+        .adapter
+        .restore_session(&claim.pid, claim.offset.as_deref())
+        .await
+    {
+        Ok(Some(session)) => session,
+        Ok(None) => return Recovered::No,
+        Err(e) => {
+            tracing::warn!(ns = %ns.name, error = %e, "cannot restore a session; a fresh socket instead");
+            return Recovered::No;
+        }
+    };
+    let socket = SocketRef(SocketInner::recovered(
+        ns.clone(),
+        engine.clone(),
+        auth,
+        &session,
+    ));
+    if !skip_middlewares {
+        for middleware in &ns.setup().middlewares {
+            if let Err(refusal) = guarded_middleware(middleware, &socket).await {
+                socket.0.refused();
+                return Recovered::Refused(refusal);
+            }
+        }
+    }
+    socket.0.mark_connected();
+    let resumed = ns.adapter.resume_session(&session, &mut |missed| {
+        let admitted = admit(engine, parser, nsp, &socket, &missed);
+        if admitted {
+            ns.end_connect(Some(&socket));
+        }
+        admitted
+    });
+    if resumed {
+        tracing::debug!(ns = %ns.name, socket = %socket.id(), "socket recovered");
+        return Recovered::Yes(socket);
+    }
+    socket.0.refused();
+    if engine.attached::<Client>().is_none() {
+        return Recovered::Gone;
+    }
+    // The missed packets are no longer all there: the client starts afresh.
+    Recovered::No
 }
 
 /// Tells the client its CONNECT was refused.

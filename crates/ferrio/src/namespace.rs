@@ -60,7 +60,9 @@ impl Namespace {
         let name: Arc<str> = Arc::from(name);
         let ns = Arc::new_cyclic(|weak: &Weak<Namespace>| {
             let sockets = weak.clone() as Weak<dyn LocalSockets>;
-            let adapter = (shared.adapter)(AdapterContext::new(name.clone(), sockets));
+            let ctx =
+                AdapterContext::new(name.clone(), sockets).with_recovery(shared.recovery.clone());
+            let adapter = (shared.adapter)(ctx);
             Self {
                 name,
                 shared,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ferrio_engine::WeakEngineIo;
 
-use crate::adapter::{Adapter, AdapterContext};
+use crate::adapter::{Adapter, AdapterContext, Recovery};
 use crate::handler::Guarded;
 use crate::namespace::Namespace;
 use crate::parser::Parser;
@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     /// Namespaces one connection may be in (or joining) at once.
     pub(crate) max_namespaces: usize,
     pub(crate) event_rate_limit: Option<EventLimiter>,
+    /// Connection state recovery, when on.
+    pub(crate) recovery: Option<Recovery>,
     pub(crate) state: http::Extensions,
     pub(crate) adapter: AdapterFactory,
 }

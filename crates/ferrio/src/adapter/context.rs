@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ferrio_engine::Sid;
 
-use super::{BroadcastPacket, RemoteSocketData, ServerAck};
+use super::{BroadcastPacket, Recovery, RemoteSocketData, ServerAck};
 use crate::ack::AckFuture;
 use crate::parser::Parser;
 use crate::payload::Payload;
@@ -76,6 +76,7 @@ pub trait LocalSockets: Send + Sync + 'static {
 pub struct AdapterContext {
     name: Arc<str>,
     sockets: Weak<dyn LocalSockets>,
+    recovery: Option<Recovery>,
 }
 
 impl AdapterContext {
@@ -84,7 +85,20 @@ impl AdapterContext {
         Self {
             name: name.into(),
             sockets,
+            recovery: None,
         }
+    }
+
+    /// The same context, for a server with connection state recovery on.
+    pub fn with_recovery(mut self, recovery: Option<Recovery>) -> Self {
+        self.recovery = recovery;
+        self
+    }
+
+    /// The recovery settings, when the server has recovery on: the adapter then keeps
+    /// sessions and packets ([`Adapter::persist_session`](super::Adapter::persist_session)).
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_ref()
     }
 
     /// The namespace's name.

@@ -3,14 +3,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use ferrio_engine::Sid;
 
+use super::session::SessionStore;
 use super::{
     Adapter, AdapterContext, AdapterError, BoxFuture, BroadcastAckFuture, BroadcastOptions,
-    BroadcastPacket, IntoRoom, Recipients, RemoteSocketData, Room,
+    BroadcastPacket, IntoRoom, Recipients, RemoteSocketData, Room, Session,
 };
 use crate::payload::Payload;
 
@@ -21,6 +22,9 @@ use crate::payload::Payload;
 pub struct LocalAdapter {
     ctx: AdapterContext,
     index: RwLock<RoomIndex>,
+    /// With connection state recovery on: the sessions of lost sockets and the packets
+    /// they may have missed. Locked before the index when both are.
+    sessions: Option<Mutex<SessionStore>>,
 }
 
 /// Who is in which room, both ways.
@@ -104,10 +108,24 @@ impl RoomIndex {
 impl LocalAdapter {
     /// An adapter for the namespace of `ctx`.
     pub fn new(ctx: AdapterContext) -> Self {
+        let sessions = ctx
+            .recovery()
+            .map(|recovery| Mutex::new(SessionStore::new(recovery.clone())));
         Self {
             ctx,
             index: RwLock::default(),
+            sessions,
         }
+    }
+
+    fn sessions(&self) -> Option<MutexGuard<'_, SessionStore>> {
+        let store = self.sessions.as_ref()?;
+        Some(store.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// How many sessions and stored packets recovery keeps (zeros when it is off).
+    pub fn recovery_sizes(&self) -> (usize, usize) {
+        self.sessions().map_or((0, 0), |store| store.sizes())
     }
 
     /// The context it was built with.
@@ -178,6 +196,9 @@ impl Adapter for LocalAdapter {
     }
 
     fn add_all(&self, sid: Sid, rooms: &[Room]) {
+        if let Some(mut store) = self.sessions() {
+            store.joined(sid);
+        }
         let mut index = self.index_mut();
         for room in rooms {
             index.add(sid, room);
@@ -189,6 +210,9 @@ impl Adapter for LocalAdapter {
     }
 
     fn del_all(&self, sid: Sid) {
+        if let Some(mut store) = self.sessions() {
+            store.left(sid);
+        }
         self.index_mut().remove_all(sid);
     }
 
@@ -219,6 +243,17 @@ impl Adapter for LocalAdapter {
         packet: BroadcastPacket,
         opts: BroadcastOptions,
     ) -> Result<(), AdapterError> {
+        if let Some(mut store) = self.sessions() {
+            if SessionStore::keeps(&packet, &opts) {
+                // Kept and sent under the store's lock, so a socket being resumed gets it
+                // either among its missed packets or live, never neither.
+                let packet = store.store(packet, &opts);
+                self.with_recipients(&opts, |to| {
+                    self.ctx.send(to, &packet, false);
+                });
+                return Ok(());
+            }
+        }
         self.with_recipients(&opts, |to| {
             self.ctx.send(to, &packet, opts.flags.volatile);
         });
@@ -267,6 +302,48 @@ impl Adapter for LocalAdapter {
 
     fn rooms(&self) -> BoxFuture<'static, Result<Vec<Room>, AdapterError>> {
         Box::pin(std::future::ready(Ok(self.local_rooms())))
+    }
+
+    fn persist_session(&self, session: Session) {
+        if let Some(mut store) = self.sessions() {
+            store.persist(session);
+        }
+    }
+
+    fn restore_session(
+        &self,
+        pid: &str,
+        offset: Option<&str>,
+    ) -> BoxFuture<'static, Result<Option<Session>, AdapterError>> {
+        let session = self
+            .sessions()
+            .and_then(|mut store| store.restore(pid, offset));
+        Box::pin(std::future::ready(Ok(session)))
+    }
+
+    fn resume_session(
+        &self,
+        session: &Session,
+        resume: &mut dyn FnMut(Vec<BroadcastPacket>) -> bool,
+    ) -> bool {
+        let Some(mut store) = self.sessions() else {
+            return false;
+        };
+        let Some(missed) = store.missed(session) else {
+            return false;
+        };
+        {
+            let mut index = self.index_mut();
+            for room in &session.rooms {
+                index.add(session.sid, room);
+            }
+        }
+        let resumed = resume(missed);
+        if !resumed {
+            store.left(session.sid);
+            self.index_mut().remove_all(session.sid);
+        }
+        resumed
     }
 
     /// There is no other server to tell.

@@ -111,6 +111,7 @@ mod options;
 mod packet;
 mod remote;
 mod room;
+mod session;
 
 pub use crate::ack::{AckResponse, BroadcastAckFuture, RemoteAckSender, RemoteAcks, remote_acks};
 pub use crate::error::{AdapterError, AdapterErrorKind};
@@ -121,6 +122,8 @@ pub use options::{BroadcastFlags, BroadcastOptions};
 pub use packet::{BroadcastPacket, InvalidPacket};
 pub use remote::{HandshakeData, RemoteSocketData, ServerAck};
 pub use room::{IntoRoom, IntoRooms, Room};
+pub(crate) use session::is_recoverable;
+pub use session::{Recovery, Session};
 
 use crate::payload::Payload;
 
@@ -143,6 +146,41 @@ pub trait Adapter: Send + Sync + 'static {
     /// namespace is dropped. The default has nothing to do.
     fn close(&self) -> BoxFuture<'_, Result<(), AdapterError>> {
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Connection state recovery: keeps the session of a socket lost for a recoverable
+    /// reason, so its client can take it back. Called only when recovery is on, before the
+    /// socket leaves its rooms. The default keeps nothing.
+    fn persist_session(&self, session: Session) {
+        let _ = session;
+    }
+
+    /// Takes back the session `pid` for a client that presents it, with `offset` the last
+    /// offset it saw (none when it saw no event): `Ok(Some)` with
+    /// [`Session::resume_from`] set when every packet it missed is still available, `Ok(None)`
+    /// otherwise (the client then gets a fresh socket). A session is taken back once. The
+    /// default has none.
+    fn restore_session(
+        &self,
+        pid: &str,
+        offset: Option<&str>,
+    ) -> BoxFuture<'static, Result<Option<Session>, AdapterError>> {
+        let _ = (pid, offset);
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// Brings a restored session back: puts the socket back in its rooms, then calls
+    /// `resume` with the packets it missed, in order, so that it queues them and admits the
+    /// socket before any later broadcast can reach it (none is lost between the two).
+    /// Returns what `resume` returned, or false without calling it when the missed packets
+    /// are no longer all there. The default cannot resume.
+    fn resume_session(
+        &self,
+        session: &Session,
+        resume: &mut dyn FnMut(Vec<BroadcastPacket>) -> bool,
+    ) -> bool {
+        let _ = (session, resume);
+        false
     }
 
     /// How many servers serve this namespace, this one included.

@@ -193,6 +193,34 @@ impl BroadcastPacket {
         Ok(packet)
     }
 
+    /// The same event with `offset` added as its last argument (connection state recovery:
+    /// the client remembers the last offset it saw, and presents it to recover).
+    ///
+    /// ```
+    /// use ferrio::Parser;
+    /// use ferrio::adapter::BroadcastPacket;
+    ///
+    /// let packet = BroadcastPacket::new(Parser::Json, "/", "news", &("hello",)).unwrap();
+    /// let kept = packet.with_offset("42").unwrap();
+    /// assert_eq!(kept.args().unwrap().get::<String>(1).unwrap(), "42");
+    /// ```
+    pub fn with_offset(&self, offset: &str) -> Result<Self, EmitError> {
+        let args = self
+            .args()
+            .map_err(|e| EmitError::Encode(EncodeError::Json(serde::ser::Error::custom(e))))?;
+        let with_offset = WithOffset {
+            args: &args,
+            offset,
+        };
+        Self::encode(
+            self.parser,
+            self.nsp.clone(),
+            &self.event,
+            self.ack_id,
+            &with_offset,
+        )
+    }
+
     /// The wire form: the Engine.IO messages a client receives (for the JSON parser, a text
     /// message and one binary message per attachment; for msgpack, one binary message).
     pub fn messages(&self) -> Vec<Message> {
@@ -207,6 +235,26 @@ impl fmt::Debug for BroadcastPacket {
             .field("event", &self.event)
             .field("ack_id", &self.ack_id)
             .finish_non_exhaustive()
+    }
+}
+
+/// Arguments followed by one more string, serialized as one sequence.
+struct WithOffset<'a> {
+    args: &'a Payload,
+    offset: &'a str,
+}
+
+impl Serialize for WithOffset<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.args.len() + 1))?;
+        for index in 0..self.args.len() {
+            if let Some(arg) = self.args.arg(index) {
+                seq.serialize_element(&arg)?;
+            }
+        }
+        seq.serialize_element(self.offset)?;
+        seq.end()
     }
 }
 

@@ -5,6 +5,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 
 use super::{Listeners, SocketInner, SocketRef};
+use crate::adapter::{Session, is_recoverable};
 use crate::client;
 use crate::error::DisconnectReason;
 
@@ -61,6 +62,17 @@ impl SocketRef {
         self.0.gone.store(true, Ordering::Release);
         self.0.acks.fail_all();
         client::forget_socket(&self.0.engine, self.id());
+        if let Some(pid) = self.0.pid.as_ref().filter(|_| is_recoverable(reason)) {
+            // Kept before the socket leaves its rooms, so they are part of the session.
+            let adapter = &self.0.ns.adapter;
+            adapter.persist_session(Session {
+                sid: self.id(),
+                pid: pid.clone(),
+                rooms: adapter.socket_rooms(self.id()),
+                data: self.data_value(),
+                resume_from: None,
+            });
+        }
         self.0.ns.remove_socket(self.id());
         let disconnect = {
             let mut listeners = self.0.listeners();

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::ack::{AckFuture, AckTable, ForgetAck};
-use crate::adapter::{BroadcastPacket, IntoRooms, Room};
+use crate::adapter::{BroadcastOptions, BroadcastPacket, IntoRoom, IntoRooms, Room, Session};
 use crate::error::EmitError;
 use crate::namespace::Namespace;
 use crate::operators::BroadcastOperator;
@@ -38,6 +38,11 @@ pub(crate) struct SocketInner {
     pub(crate) ns: Arc<Namespace>,
     pub(crate) engine: EngineSocket,
     pub(crate) auth: Payload,
+    /// The private id a client presents to recover this socket (connection state recovery
+    /// on), kept across recoveries.
+    pub(crate) pid: Option<String>,
+    /// Whether the socket is a recovered one.
+    recovered: bool,
     connected: AtomicBool,
     /// Set once the socket has left (or was refused): it never comes back.
     gone: AtomicBool,
@@ -58,12 +63,56 @@ pub(crate) struct SocketInner {
 struct SharedData(serde_json::Value);
 
 impl SocketInner {
+    /// A new socket; with recovery on, it gets a private id.
     pub(crate) fn new(ns: Arc<Namespace>, engine: EngineSocket, auth: Payload) -> Arc<Self> {
-        Arc::new(Self {
-            id: Sid::random(),
+        let pid = ns
+            .shared
+            .recovery
+            .is_some()
+            .then(|| Sid::random().to_string());
+        Self::with_identity(ns, engine, auth, Sid::random(), pid, false)
+    }
+
+    /// The socket of a recovered session: its old id, private id and shared data.
+    pub(crate) fn recovered(
+        ns: Arc<Namespace>,
+        engine: EngineSocket,
+        auth: Payload,
+        session: &Session,
+    ) -> Arc<Self> {
+        let socket = Self::with_identity(
             ns,
             engine,
             auth,
+            session.sid,
+            Some(session.pid.clone()),
+            true,
+        );
+        if !session.data.is_null() {
+            socket
+                .extensions
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(SharedData(session.data.clone()));
+        }
+        socket
+    }
+
+    fn with_identity(
+        ns: Arc<Namespace>,
+        engine: EngineSocket,
+        auth: Payload,
+        id: Sid,
+        pid: Option<String>,
+        recovered: bool,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            ns,
+            engine,
+            auth,
+            pid,
+            recovered,
             connected: AtomicBool::new(false),
             gone: AtomicBool::new(false),
             listeners: Mutex::default(),
@@ -149,6 +198,13 @@ impl SocketRef {
         self.0.engine.id()
     }
 
+    /// Whether this socket is a recovered one (connection state recovery): its client lost
+    /// its connection for a moment and came back with its id, rooms and shared data, and
+    /// got the events it missed before the connect handler ran.
+    pub fn recovered(&self) -> bool {
+        self.0.recovered
+    }
+
     /// Whether the socket is still in its namespace.
     pub fn connected(&self) -> bool {
         self.0.connected.load(Ordering::Acquire)
@@ -165,6 +221,20 @@ impl SocketRef {
     pub fn emit_args<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<(), EmitError> {
         if !self.connected() {
             return Err(EmitError::Closed);
+        }
+        if self.0.ns.shared.recovery.is_some() {
+            // Through the adapter, to the socket's own room on this server, so that the
+            // packet is kept (with its offset) for a recovery.
+            let ns = &self.0.ns;
+            let packet = BroadcastPacket::encode(ns.parser(), ns.name.clone(), event, None, args)?;
+            self.notify_outgoing(event, args);
+            let mut opts = BroadcastOptions::default();
+            opts.rooms.push(self.id().into_room());
+            opts.flags.local = true;
+            return ns
+                .adapter
+                .broadcast(packet, opts)
+                .map_err(EmitError::Adapter);
         }
         let packet = self.0.ns.parser().event(self.ns(), None, event, args)?;
         self.notify_outgoing(event, args);
