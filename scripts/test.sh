@@ -41,6 +41,9 @@ PROPTEST_CASES=$((FUZZ_CASES / 20)) cargo test --locked -p ferrio-engine --test 
 PROPTEST_CASES=$((FUZZ_CASES / 100)) cargo test --locked -p ferrio --features msgpack --test hostile
 
 step "end-to-end tests with the official clients"
+# tests/e2e/redis-cluster.test.mjs starts a redis-server of its own on a free port (a cluster
+# of two interop processes and a Node.js socket.io server), so it shares no channel with the
+# Redis above.
 cargo build --locked -p conformance -p interop
 node --test tests/e2e/*.test.mjs
 

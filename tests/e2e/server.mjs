@@ -1,7 +1,9 @@
-// Starting and stopping an example server for the end-to-end tests (not a test file itself).
+// Starting and stopping an example server (and a private redis-server) for the end-to-end tests
+// (not a test file itself).
 
 import { spawn } from "node:child_process";
 import { accessSync, constants as fsConstants } from "node:fs";
+import { createServer as createNetServer } from "node:net";
 
 const STARTUP_TIMEOUT_MS = 10_000;
 
@@ -81,3 +83,80 @@ export function startServer({ bin, args = [], env, label, hint }) {
   return { ready, stop, stderrTail: () => stderr, pid: child.pid };
 }
 
+
+/** A port that was free a moment ago (bound on 127.0.0.1 with port 0, then released). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts a private `redis-server` on a free port of 127.0.0.1 (no persistence), so that a test's
+ * pub/sub channels are its own (channels ignore database numbers). `ready` resolves with the
+ * port once the server accepts connections; `stop()` ends it. `$REDIS_SERVER_BIN` overrides the
+ * `redis-server` found on the PATH.
+ */
+export function startRedis({ bin = process.env.REDIS_SERVER_BIN || "redis-server" } = {}) {
+  let child;
+  let output = "";
+  const ready = (async () => {
+    // Another process may take the port between the probe and the bind: try a few ports.
+    for (let attempt = 1; ; attempt += 1) {
+      const port = await freePort();
+      child = spawn(
+        bin,
+        ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      output = "";
+      const started = await new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(`no "Ready to accept connections" within ${STARTUP_TIMEOUT_MS} ms`), STARTUP_TIMEOUT_MS);
+        const onData = (chunk) => {
+          output = (output + chunk).slice(-8_000);
+          if (/Ready to accept connections/.test(output)) {
+            clearTimeout(timer);
+            resolve(true);
+          }
+        };
+        child.stdout.setEncoding("utf8");
+        child.stderr.setEncoding("utf8");
+        child.stdout.on("data", onData);
+        child.stderr.on("data", onData);
+        child.once("error", (err) => {
+          clearTimeout(timer);
+          resolve(`cannot spawn ${bin} (is redis-server installed?): ${err.message}`);
+        });
+        child.once("exit", (code, signal) => {
+          clearTimeout(timer);
+          resolve(`${bin} exited (code ${code}, signal ${signal})`);
+        });
+      });
+      if (started === true) {
+        const killOnExit = () => child.kill("SIGKILL");
+        process.once("exit", killOnExit);
+        child.once("exit", () => process.off("exit", killOnExit));
+        return port;
+      }
+      child.kill("SIGKILL");
+      if (attempt >= 3) throw new Error(`redis-server did not start: ${started}\n${output}`);
+    }
+  })();
+
+  /** Ends the server (SIGTERM, then SIGKILL after 5 s). */
+  const stop = async () => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    const escalate = setTimeout(() => child.kill("SIGKILL"), 5_000);
+    await exited;
+    clearTimeout(escalate);
+  };
+
+  return { ready, stop, output: () => output };
+}

@@ -467,7 +467,11 @@ async fn run_subscriber(driver: Weak<Driver>, mut commands: mpsc::UnboundedRecei
                             }
                         }
                         _ = ping.tick() => {
-                            let pong = tokio::time::timeout(interval, sink.ping::<String>()).await;
+                            // On a subscribed connection (RESP2) Redis answers `PING` with
+                            // the array `["pong", ""]`, not `PONG`: any reply in time shows
+                            // the connection alive, so it is read as a bare value.
+                            let pong =
+                                tokio::time::timeout(interval, sink.ping::<redis::Value>()).await;
                             if !matches!(pong, Ok(Ok(_))) {
                                 break;
                             }
