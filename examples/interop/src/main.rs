@@ -8,8 +8,9 @@
 //!
 //! Environment: `PORT` (default 3000), `SIO_PATH` (default `/socket.io/`), `PARSER=msgpack`,
 //! `REDIS_URL` (the Redis adapter: several processes, and Node.js servers on
-//! `@socket.io/redis-adapter`, form one cluster), `PING_INTERVAL_MS`, `PING_TIMEOUT_MS`.
-//! `RECOVERY=1` is refused with a message until connection state recovery exists.
+//! `@socket.io/redis-adapter`, form one cluster), `RECOVERY=1` (connection state recovery,
+//! 120 s), `PING_INTERVAL_MS`, `PING_TIMEOUT_MS`. `REDIS_STREAMS=1` is refused with a
+//! message until the Redis Streams adapter exists.
 
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ferrio::adapter::ServerAck;
+use ferrio::adapter::{Recovery, ServerAck};
 use ferrio::{
     AckSender, ConnectHandler, ConnectRefusal, Cors, Data, Io, Parser, Payload, SocketRef,
 };
@@ -187,6 +188,10 @@ fn socketio(redis: Option<&RedisAdapter>) -> (ferrio::SocketIoLayer, Io) {
     if let Some(timeout) = millis_from_env("PING_TIMEOUT_MS") {
         builder = builder.ping_timeout(timeout);
     }
+    if std::env::var("RECOVERY").is_ok_and(|v| v == "1") {
+        let recovery = Recovery::default().max_disconnection_duration(Duration::from_secs(120));
+        builder = builder.connection_state_recovery(recovery);
+    }
     if let Some(redis) = redis {
         builder = builder.adapter(redis.factory());
     }
@@ -347,8 +352,8 @@ async fn disconnect(io: Io, body: Result<Json<DisconnectRequest>, JsonRejection>
 #[tokio::main]
 async fn main() {
     serve::init_tracing();
-    if std::env::var("RECOVERY").is_ok_and(|v| v == "1") {
-        exit_with("RECOVERY=1 is set, but connection state recovery is not built yet");
+    if std::env::var("REDIS_STREAMS").is_ok_and(|v| v == "1") {
+        exit_with("REDIS_STREAMS=1 is set, but the Redis Streams adapter is not built yet");
     }
     let redis = match std::env::var("REDIS_URL") {
         Ok(url) if !url.is_empty() => match RedisAdapter::open(&url) {
