@@ -164,3 +164,27 @@ mod axum_guide {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/emitting-from-http.md")]
 mod emitting_from_http {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/concepts.md")]
+mod concepts {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/axum-patterns.md")]
+mod axum_patterns {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/security.md")]
+mod security {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/troubleshooting.md")]
+mod troubleshooting {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/migrating-from-node.md")]
+mod migrating_from_node {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/migrating-from-socketioxide.md")]
+mod migrating_from_socketioxide {}
