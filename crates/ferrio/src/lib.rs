@@ -188,3 +188,7 @@ mod migrating_from_node {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/migrating-from-socketioxide.md")]
 mod migrating_from_socketioxide {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/recovery.md")]
+mod recovery_guide {}
