@@ -571,11 +571,11 @@ impl Adapter for RedisNamespace {
         self.inner.local.restore_session(pid, offset)
     }
 
-    fn resume_session(
-        &self,
-        session: &Session,
-        resume: &mut dyn FnMut(Vec<BroadcastPacket>) -> bool,
-    ) -> bool {
+    fn resume_session<'a>(
+        &'a self,
+        session: &'a Session,
+        resume: &'a mut (dyn FnMut(Vec<BroadcastPacket>) -> bool + Send),
+    ) -> BoxFuture<'a, bool> {
         self.inner.local.resume_session(session, resume)
     }
 

@@ -230,13 +230,14 @@ async fn recover(
         }
     }
     socket.0.mark_connected();
-    let resumed = ns.adapter.resume_session(&session, &mut |missed| {
+    let mut resume = |missed: Vec<BroadcastPacket>| {
         let admitted = admit(engine, parser, nsp, &socket, &missed);
         if admitted {
             ns.end_connect(Some(&socket));
         }
         admitted
-    });
+    };
+    let resumed = ns.adapter.resume_session(&session, &mut resume).await;
     if resumed {
         tracing::debug!(ns = %ns.name, socket = %socket.id(), "socket recovered");
         return Recovered::Yes(socket);

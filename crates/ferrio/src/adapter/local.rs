@@ -123,6 +123,32 @@ impl LocalAdapter {
         Some(store.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// [`Adapter::resume_session`], done at once under the store's lock.
+    fn resume_now(
+        &self,
+        session: &Session,
+        resume: &mut (dyn FnMut(Vec<BroadcastPacket>) -> bool + Send),
+    ) -> bool {
+        let Some(mut store) = self.sessions() else {
+            return false;
+        };
+        let Some(missed) = store.missed(session) else {
+            return false;
+        };
+        {
+            let mut index = self.index_mut();
+            for room in &session.rooms {
+                index.add(session.sid, room);
+            }
+        }
+        let resumed = resume(missed);
+        if !resumed {
+            store.left(session.sid);
+            self.index_mut().remove_all(session.sid);
+        }
+        resumed
+    }
+
     /// How many sessions and stored packets recovery keeps (zeros when it is off).
     pub fn recovery_sizes(&self) -> (usize, usize) {
         self.sessions().map_or((0, 0), |store| store.sizes())
@@ -321,29 +347,12 @@ impl Adapter for LocalAdapter {
         Box::pin(std::future::ready(Ok(session)))
     }
 
-    fn resume_session(
-        &self,
-        session: &Session,
-        resume: &mut dyn FnMut(Vec<BroadcastPacket>) -> bool,
-    ) -> bool {
-        let Some(mut store) = self.sessions() else {
-            return false;
-        };
-        let Some(missed) = store.missed(session) else {
-            return false;
-        };
-        {
-            let mut index = self.index_mut();
-            for room in &session.rooms {
-                index.add(session.sid, room);
-            }
-        }
-        let resumed = resume(missed);
-        if !resumed {
-            store.left(session.sid);
-            self.index_mut().remove_all(session.sid);
-        }
-        resumed
+    fn resume_session<'a>(
+        &'a self,
+        session: &'a Session,
+        resume: &'a mut (dyn FnMut(Vec<BroadcastPacket>) -> bool + Send),
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(std::future::ready(self.resume_now(session, resume)))
     }
 
     /// There is no other server to tell.

@@ -172,15 +172,16 @@ pub trait Adapter: Send + Sync + 'static {
     /// Brings a restored session back: puts the socket back in its rooms, then calls
     /// `resume` with the packets it missed, in order, so that it queues them and admits the
     /// socket before any later broadcast can reach it (none is lost between the two).
-    /// Returns what `resume` returned, or false without calling it when the missed packets
-    /// are no longer all there. The default cannot resume.
-    fn resume_session(
-        &self,
-        session: &Session,
-        resume: &mut dyn FnMut(Vec<BroadcastPacket>) -> bool,
-    ) -> bool {
+    /// Resolves to what `resume` returned, or to false without calling it when the missed
+    /// packets are no longer all there. Asynchronous, so an adapter may read them from its
+    /// broker first. The default cannot resume.
+    fn resume_session<'a>(
+        &'a self,
+        session: &'a Session,
+        resume: &'a mut (dyn FnMut(Vec<BroadcastPacket>) -> bool + Send),
+    ) -> BoxFuture<'a, bool> {
         let _ = (session, resume);
-        false
+        Box::pin(std::future::ready(false))
     }
 
     /// How many servers serve this namespace, this one included.
