@@ -23,7 +23,7 @@ pub(crate) fn init_tracing() {
 /// `listening on PORT` with the real port. Exits with a message when it cannot.
 /// Accepted connections have Nagle's algorithm off: small realtime packets leave at once
 /// instead of waiting up to 40 ms for an acknowledgement of the previous ones.
-async fn bind(name: &str) -> TapIo<TcpListener, fn(&mut TcpStream)> {
+pub(crate) async fn bind(name: &str) -> Listener {
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port.parse().unwrap_or_else(|_| {
             eprintln!("{name}: PORT must be a port number, got {port:?}");
@@ -54,6 +54,7 @@ fn no_delay(stream: &mut TcpStream) {
 /// Serves `app` on `127.0.0.1:$PORT` (see [`bind`]) until SIGINT or SIGTERM, then runs
 /// `on_shutdown` (closing the realtime sessions) and lets open requests finish. Exits with
 /// status 1 if the server fails.
+#[allow(dead_code)] // examples that need their port first use `bind` and `serve`
 pub(crate) async fn run<F>(
     name: &str,
     app: Router,
@@ -61,7 +62,27 @@ pub(crate) async fn run<F>(
 ) where
     F: Future<Output = ()> + Send,
 {
-    let listener = bind(name).await;
+    serve(name, bind(name).await, app, on_shutdown).await;
+}
+
+/// The listener [`bind`] returns.
+pub(crate) type Listener = TapIo<TcpListener, fn(&mut TcpStream)>;
+
+/// The port a listener from [`bind`] is bound to.
+#[allow(dead_code)] // not every example needs it
+pub(crate) fn port(listener: &Listener) -> u16 {
+    axum::serve::Listener::local_addr(listener).map_or(0, |addr| addr.port())
+}
+
+/// [`run`] on a listener already bound (for a server that needs its port first).
+pub(crate) async fn serve<F>(
+    name: &str,
+    listener: Listener,
+    app: Router,
+    on_shutdown: impl FnOnce() -> F + Send + 'static,
+) where
+    F: Future<Output = ()> + Send,
+{
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

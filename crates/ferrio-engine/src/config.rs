@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cors::Cors;
+use crate::sid::SidPrefix;
 
 /// A hook that decides, from the handshake request, whether a new session may open.
 type AllowRequest = Arc<dyn Fn(&http::request::Parts) -> bool + Send + Sync>;
@@ -42,6 +43,7 @@ pub struct EngineIoConfig {
     pub(crate) post_body_timeout: Duration,
     pub(crate) max_sessions: Option<usize>,
     pub(crate) max_handshakes_per_second: Option<u32>,
+    pub(crate) sid_prefix: Option<SidPrefix>,
 }
 
 impl Default for EngineIoConfig {
@@ -64,6 +66,7 @@ impl Default for EngineIoConfig {
             post_body_timeout: Duration::from_secs(10),
             max_sessions: None,
             max_handshakes_per_second: None,
+            sid_prefix: None,
         }
     }
 }
@@ -270,6 +273,21 @@ impl EngineIoConfig {
     /// refusing them, and it would count every poll.
     pub fn max_handshakes_per_second(mut self, rate: u32) -> Self {
         self.max_handshakes_per_second = Some(rate.max(1));
+        self
+    }
+
+    /// Starts every session id this engine makes with `prefix` (the rest stays random), so
+    /// that a cluster can tell from a sid which server owns the session. Default: none.
+    ///
+    /// ```
+    /// use ferrio_engine::{EngineIoConfig, SidPrefix};
+    ///
+    /// let prefix = SidPrefix::new("n1a2").expect("URL-safe and short");
+    /// let config = EngineIoConfig::default().sid_prefix(prefix);
+    /// # let _ = config;
+    /// ```
+    pub fn sid_prefix(mut self, prefix: SidPrefix) -> Self {
+        self.sid_prefix = Some(prefix);
         self
     }
 

@@ -142,7 +142,7 @@ pub use message::{PreparedMessage, SendError};
 pub use service::{
     EngineIo, EngineIoLayer, EngineIoService, NotFound, ResponseFuture, WeakEngineIo,
 };
-pub use sid::{InvalidSid, Sid};
+pub use sid::{InvalidSid, Sid, SidPrefix};
 pub use socket::Socket;
 pub use utf8::Utf8Bytes;
 

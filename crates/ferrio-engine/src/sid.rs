@@ -39,10 +39,56 @@ impl Sid {
             .then_some(Self(bytes))
     }
 
+    /// A new id that starts with `prefix`, the rest random: at least 12 random characters
+    /// (72 bits) stay, as [`SidPrefix`] is at most 8 characters long.
+    pub fn random_with_prefix(prefix: &SidPrefix) -> Self {
+        let mut sid = Self::random();
+        let len = prefix.0.len();
+        sid.0[..len].copy_from_slice(prefix.0.as_bytes());
+        sid
+    }
+
+    /// Whether the id starts with `prefix`.
+    pub fn has_prefix(&self, prefix: &SidPrefix) -> bool {
+        self.0.starts_with(prefix.0.as_bytes())
+    }
+
     /// The id as a string.
     pub fn as_str(&self) -> &str {
         // Only ASCII from the URL-safe alphabet is ever stored.
         std::str::from_utf8(&self.0).expect("a Sid holds only ASCII")
+    }
+}
+
+/// The first characters of every session id of one engine ([`EngineIoConfig::sid_prefix`]):
+/// 1 to 8 characters of the URL-safe base64 alphabet.
+///
+/// [`EngineIoConfig::sid_prefix`]: crate::EngineIoConfig::sid_prefix
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SidPrefix(String);
+
+impl SidPrefix {
+    /// The longest prefix.
+    pub const MAX_LEN: usize = 8;
+
+    /// `prefix`, when it is 1 to 8 URL-safe characters (`A-Z a-z 0-9 - _`).
+    pub fn new(prefix: &str) -> Option<Self> {
+        let valid = (1..=Self::MAX_LEN).contains(&prefix.len())
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        valid.then(|| Self(prefix.to_owned()))
+    }
+
+    /// The prefix as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SidPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -92,8 +92,12 @@ impl Session {
         handshake: Handshake,
         transport: Transport,
     ) -> Arc<Self> {
+        let sid = match &engine.config.sid_prefix {
+            Some(prefix) => Sid::random_with_prefix(prefix),
+            None => Sid::random(),
+        };
         Arc::new(Self {
-            sid: Sid::random(),
+            sid,
             handshake,
             engine,
             attached: OnceLock::new(),

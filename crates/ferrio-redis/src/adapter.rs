@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{RedisAdapterConfig, ResponseChannel};
 use crate::connection::{Driver, random_id};
+use crate::forwarding::Forwarding;
 use crate::health::Health;
 use crate::wire::{
     BroadcastMessage, Channels, ReceivedOn, Request, RequestType, Response, WirePacket,
@@ -65,6 +66,12 @@ impl RedisAdapter {
     pub fn factory(&self) -> impl Fn(AdapterContext) -> RedisNamespace + Send + Sync + 'static {
         let driver = self.driver.clone();
         move |ctx| RedisNamespace::new(ctx, driver.clone())
+    }
+
+    /// This server's part in a cluster that needs no sticky sessions: `advertise` is the
+    /// address (`host:port`) the other servers reach it at. See [`Forwarding`].
+    pub fn forwarding(&self, advertise: impl Into<String>) -> Forwarding {
+        Forwarding::new(self.driver.clone(), advertise.into())
     }
 
     /// How the connections are doing, and what could not be published.

@@ -187,17 +187,23 @@ impl Driver {
 
     /// How many servers subscribe to `channel` (`PUBSUB NUMSUB`), this one included.
     pub(crate) async fn numsub(&self, channel: &str) -> Result<usize, RedisError> {
+        let mut numsub = redis::cmd("PUBSUB");
+        numsub.arg("NUMSUB").arg(channel);
+        let (_, count): (String, usize) = self.query(&numsub).await?;
+        Ok(count)
+    }
+
+    /// Runs a command on the publishing connection (a new one while it is down).
+    pub(crate) async fn query<T: redis::FromRedisValue>(
+        &self,
+        command: &redis::Cmd,
+    ) -> Result<T, RedisError> {
         let connection = lock(&self.connection).clone();
         let mut connection = match connection {
             Some(connection) => connection,
             None => self.connect_publisher().await?,
         };
-        let (_, count): (String, usize) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(channel)
-            .query_async(&mut connection)
-            .await?;
-        Ok(count)
+        command.query_async(&mut connection).await
     }
 
     async fn connect_publisher(&self) -> Result<MultiplexedConnection, RedisError> {

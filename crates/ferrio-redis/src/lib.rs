@@ -44,11 +44,13 @@
 mod adapter;
 mod config;
 mod connection;
+mod forwarding;
 mod health;
 pub mod wire;
 
 pub use adapter::{RedisAdapter, RedisNamespace};
 pub use config::{RedisAdapterConfig, ResponseChannel};
+pub use forwarding::{ForwardLayer, ForwardService, Forwarding};
 pub use health::Health;
 
 // The scaling guide's Rust code compiles as part of the test suite.

@@ -136,7 +136,7 @@ pub use extract::{
 };
 pub use ferrio_engine::{
     Cors, EngineIo, EngineIoConfig, Handshake, NotFound, ResponseBody, ResponseFuture, Sid,
-    Transport,
+    SidPrefix, Transport,
 };
 pub use handler::ConnectHandler;
 pub use io::Io;

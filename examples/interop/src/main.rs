@@ -24,7 +24,7 @@ use ferrio::adapter::{Recovery, ServerAck};
 use ferrio::{
     AckSender, ConnectHandler, ConnectRefusal, Cors, Data, Io, Parser, Payload, SocketRef,
 };
-use ferrio_redis::RedisAdapter;
+use ferrio_redis::{Forwarding, RedisAdapter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -44,6 +44,16 @@ const MAX_BURST: usize = 100_000;
 fn exit_with(message: &str) -> ! {
     eprintln!("interop: {message}");
     std::process::exit(2);
+}
+
+/// The Socket.IO path (`SIO_PATH`, default `/socket.io/`).
+fn sio_path() -> String {
+    std::env::var("SIO_PATH").unwrap_or_else(|_| "/socket.io/".to_owned())
+}
+
+/// The address this node's peers reach it at: `ADVERTISE_ADDR`, or `127.0.0.1:<its port>`.
+fn advertise_addr(port: u16) -> String {
+    std::env::var("ADVERTISE_ADDR").unwrap_or_else(|_| format!("127.0.0.1:{port}"))
 }
 
 /// A duration in milliseconds from the environment; a value that is not a positive whole
@@ -176,8 +186,11 @@ fn check_token(Data(auth): Data<Value>) -> Result<(), ConnectRefusal> {
     }
 }
 
-fn socketio(redis: Option<&RedisAdapter>) -> (ferrio::SocketIoLayer, Io) {
-    let path = std::env::var("SIO_PATH").unwrap_or_else(|_| "/socket.io/".to_owned());
+fn socketio(
+    redis: Option<&RedisAdapter>,
+    forwarding: Option<&Forwarding>,
+) -> (ferrio::SocketIoLayer, Io) {
+    let path = sio_path();
     let mut builder = Io::builder()
         .path(path)
         .cors(Cors::any_origin())
@@ -194,6 +207,10 @@ fn socketio(redis: Option<&RedisAdapter>) -> (ferrio::SocketIoLayer, Io) {
     }
     if let Some(redis) = redis {
         builder = builder.adapter(redis.factory());
+    }
+    if let Some(forwarding) = forwarding {
+        let prefix = forwarding.sid_prefix();
+        builder = builder.engine(move |engine| engine.sid_prefix(prefix));
     }
     let (layer, io) = builder.build_layer();
     io.ns("/", on_root);
@@ -362,9 +379,21 @@ async fn main() {
         },
         _ => None,
     };
-    let (layer, io) = socketio(redis.as_ref());
+    // With Redis, any node serves any session: requests for another node's sessions are
+    // passed to it, at the address it announces.
+    let listener = serve::bind("interop").await;
+    let port = serve::port(&listener);
+    let forwarding = redis
+        .as_ref()
+        .map(|redis| redis.forwarding(advertise_addr(port)));
+    let (layer, io) = socketio(redis.as_ref(), forwarding.as_ref());
     if let Err(e) = io.ready().await {
         exit_with(&format!("the adapter did not start: {e}"));
+    }
+    if let Some(forwarding) = &forwarding {
+        if let Err(e) = forwarding.announce().await {
+            exit_with(&format!("cannot announce this node in Redis: {e}"));
+        }
     }
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
@@ -374,5 +403,16 @@ async fn main() {
         .route("/server-emit", post(server_emit))
         .route("/cluster", get(move |io: Io| cluster(io, redis.clone())))
         .layer(layer);
-    serve::run("interop", app, move || async move { io.close().await }).await;
+    let app = match &forwarding {
+        // Outermost, so it sees requests for other nodes' sessions first.
+        Some(forwarding) => app.layer(forwarding.layer(&sio_path())),
+        None => app,
+    };
+    serve::serve(
+        "interop",
+        listener,
+        app,
+        move || async move { io.close().await },
+    )
+    .await;
 }
