@@ -458,7 +458,10 @@ async fn run_subscriber(driver: Weak<Driver>, mut commands: mpsc::UnboundedRecei
                             }
                         }
                         _ = ping.tick() => {
-                            let pong = tokio::time::timeout(interval, sink.ping::<String>()).await;
+                            // A subscribed connection answers `PING` with the array
+                            // `["pong", ""]` (RESP2), not `+PONG`: any answer will do.
+                            let pong =
+                                tokio::time::timeout(interval, sink.ping::<redis::Value>()).await;
                             if !matches!(pong, Ok(Ok(_))) {
                                 break;
                             }
