@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! ferrio-bench compare [--runs 3] [--servers ferrio,socketioxide,node,axum-raw]
-//!                      [--scenarios idle,echo-1,echo-100,fanout,polling,http-emit]
+//!                      [--scenarios idle,echo-1,echo-100,fanout,polling,http-emit,cluster]
 //!                      [--smoke] [--out DIR] [--profile release|debug] [--no-build]
 //! ferrio-bench report [--out DIR]     # tables and plot again from DIR/results.json
 //! ferrio-bench load SCENARIO --addr 127.0.0.1:3000 [--clients N] [--sockets N] ...
@@ -12,7 +12,10 @@
 //!
 //! `compare` builds and starts each server in turn pinned to core 0, runs the load generator
 //! pinned to core 1, reads the server's CPU time and RSS from `/proc`, and writes the tables.
-//! `load` is the generator alone, against any server that serves the benchmark contract.
+//! The cluster scenario runs three processes of each server that has a Redis adapter
+//! (Ferrio, Node.js) on a `redis-server` of its own, all of them on core 0.
+//! `load` is the generator alone, against any server that serves the benchmark contract
+//! (`load cluster --addr A,B,C` against the nodes of a cluster).
 //! `soak` is a long run against one server to find leaks (see `docs/reliability.md`); it is
 //! never part of the test suite.
 

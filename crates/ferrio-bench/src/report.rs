@@ -73,8 +73,23 @@ fn metrics(scenario: &str) -> &'static [Metric] {
         SERVER_BUSY,
         LOAD_BUSY,
     ];
+    const CLUSTER: &[Metric] = &[
+        metric("deliveries_per_sec", "cross-node deliveries/s", true),
+        metric(
+            "cpu_ms_per_1k_deliveries",
+            "server CPU per 1 000 deliveries (ms)",
+            false,
+        ),
+        metric("latency_p50_us", "room emit p50 (µs)", false),
+        metric("latency_p99_us", "room emit p99 (µs)", false),
+        SERVER_BUSY,
+        share("node1_cpu_pct", "node 1's share of server CPU (%)"),
+        share("redis_busy_pct", "Redis busy (%)"),
+        LOAD_BUSY,
+    ];
     match scenario {
         "idle" => IDLE,
+        "cluster" => CLUSTER,
         "echo-1" => ECHO_ONE,
         "fanout" => FANOUT,
         "http-emit" => EMIT,
@@ -94,6 +109,9 @@ fn value(m: &Measurement, key: &str) -> Option<f64> {
         }
         "cpu_us_per_op" => Some(cpu? / load("ops")? / 1000.0),
         "cpu_ns_per_delivery" => Some(cpu? / load("deliveries")?),
+        "cpu_ms_per_1k_deliveries" => Some(cpu? / load("deliveries")? / 1000.0),
+        "node1_cpu_pct" => Some(*m.node_cpu_ns.first()? as f64 * 100.0 / cpu?),
+        "redis_busy_pct" => Some(m.redis_cpu_ns? as f64 / load("seconds")? / 1e7),
         "server_busy_pct" => Some(cpu? / load("seconds")? / 1e7),
         "load_busy_pct" => Some(m.load_cpu_ns? as f64 / load("seconds")? / 1e7),
         other => load(other),
@@ -172,6 +190,7 @@ pub(crate) fn environment(servers: &[Server], runs: usize, smoke: bool, pinning:
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
         "rustc": output("rustc", &["--version"]),
         "node": output("node", &["--version"]),
+        "redis": output("redis-server", &["--version"]),
         "servers": servers.iter().map(|s| json!({"name": s.name, "label": s.label})).collect::<Vec<_>>(),
         "runs": runs,
         "smoke": smoke,
@@ -264,6 +283,15 @@ pub(crate) fn tables(
     );
     for scenario in scenarios {
         let metrics = metrics(scenario);
+        // Only the servers that ran it (the cluster scenario runs on those with a Redis adapter).
+        let servers: Vec<&Named> = servers
+            .iter()
+            .filter(|s| {
+                measurements
+                    .iter()
+                    .any(|m| m.scenario == *scenario && m.server == s.name)
+            })
+            .collect();
         let _ = writeln!(out, "### {scenario}\n");
         let _ = write!(out, "| server |");
         for metric in metrics {
@@ -274,7 +302,7 @@ pub(crate) fn tables(
             let _ = write!(out, "---|");
         }
         out.push('\n');
-        for server in servers {
+        for server in &servers {
             let _ = write!(out, "| {} |", server.label);
             for metric in metrics {
                 let values = values_of(measurements, scenario, &server.name, metric.key)
@@ -437,6 +465,8 @@ mod tests {
             server: server.to_owned(),
             load,
             server_cpu_ns: Some(2_000_000),
+            node_cpu_ns: Vec::new(),
+            redis_cpu_ns: None,
             load_cpu_ns: Some(1_000_000),
             rss_kib: BTreeMap::from([("baseline".into(), 1000), ("connected".into(), 1100)]),
         }
@@ -467,6 +497,18 @@ mod tests {
         // 2 ms of server CPU and 1 ms of generator CPU in 4 ms.
         assert_eq!(value(&m, "server_busy_pct"), Some(50.0));
         assert_eq!(value(&m, "load_busy_pct"), Some(25.0));
+        let mut m = measurement(
+            1,
+            "ferrio",
+            "cluster",
+            json!({"deliveries": 1000, "seconds": 0.004}),
+        );
+        m.node_cpu_ns = vec![500_000, 750_000, 750_000];
+        m.redis_cpu_ns = Some(400_000);
+        // 2 ms over 1 000 cross-node deliveries; node 1 spent a quarter of it.
+        assert_eq!(value(&m, "cpu_ms_per_1k_deliveries"), Some(2.0));
+        assert_eq!(value(&m, "node1_cpu_pct"), Some(25.0));
+        assert_eq!(value(&m, "redis_busy_pct"), Some(10.0));
     }
 
     #[test]
@@ -504,6 +546,23 @@ mod tests {
             .find(|m| m.key == "p99_us")
             .unwrap();
         assert_eq!(leads(&ms, "echo-100", "peer", p99), vec![4.0, 2.0]);
+    }
+
+    #[test]
+    fn a_scenario_lists_only_the_servers_that_ran_it() {
+        let named = |name: &str| Named {
+            name: name.to_owned(),
+            label: format!("label-{name}"),
+        };
+        let servers = [named("ferrio"), named("node"), named("socketioxide")];
+        let load = json!({"deliveries": 1000, "seconds": 1.0, "deliveries_per_sec": 1000.0});
+        let ms = vec![
+            measurement(1, "ferrio", "cluster", load.clone()),
+            measurement(1, "node", "cluster", load),
+        ];
+        let out = tables(&ms, &servers, &["cluster".to_owned()], &json!({}));
+        assert!(out.contains("| label-node |"), "{out}");
+        assert!(!out.contains("label-socketioxide"), "{out}");
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! `ferrio-bench compare`: every scenario against every server, the servers alternating run
 //! by run, each server pinned to core 0 and the load generator to core 1; server CPU time
-//! and RSS read from `/proc` at the generator's marks.
+//! and RSS read from `/proc` at the generator's marks. The cluster scenario starts its own
+//! `redis-server` (core 1, beside the generator) and three processes of the server (all on
+//! core 0), and sums their CPU time.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -25,6 +28,8 @@ pub(crate) struct Server {
     program: PathBuf,
     args: Vec<String>,
     env: Vec<(&'static str, &'static str)>,
+    /// Whether it joins a Redis cluster when `REDIS_URL` is set (the cluster scenario).
+    cluster: bool,
 }
 
 /// A scenario as the tables name it, with the generator's scenario and sizes.
@@ -33,6 +38,8 @@ pub(crate) struct Scenario {
     pub(crate) name: &'static str,
     load: &'static str,
     options: Vec<(&'static str, String)>,
+    /// Server processes: 1, or the nodes of a cluster on a private Redis.
+    nodes: usize,
 }
 
 /// One server in one scenario in one run.
@@ -43,13 +50,20 @@ pub(crate) struct Measurement {
     pub(crate) server: String,
     /// What the load generator reported.
     pub(crate) load: Value,
-    /// Server CPU time (all threads) between the `start` and `end` marks.
+    /// Server CPU time (all threads, all nodes of a cluster) between the `start` and `end`
+    /// marks.
     pub(crate) server_cpu_ns: Option<u64>,
+    /// The same, node by node (cluster scenario only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) node_cpu_ns: Vec<u64>,
+    /// The CPU time of the cluster's `redis-server` between the same marks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) redis_cpu_ns: Option<u64>,
     /// The load generator's CPU time between the same marks: near the whole measured time,
     /// the generator rather than the server may be what limits the numbers.
     #[serde(default)]
     pub(crate) load_cpu_ns: Option<u64>,
-    /// Server RSS at each mark, in KiB.
+    /// Server RSS at each mark, in KiB (summed over the nodes of a cluster).
     pub(crate) rss_kib: BTreeMap<String, u64>,
 }
 
@@ -112,6 +126,13 @@ pub(crate) fn compare(mut args: Args) -> Result<(), BoxError> {
             let mut order = servers.clone();
             order.rotate_left((run - 1) % servers.len().max(1));
             for server in &order {
+                if scenario.nodes > 1 && !server.cluster {
+                    eprintln!(
+                        "run {run}/{runs}: {} skipped on {} (no Redis adapter)",
+                        scenario.name, server.name
+                    );
+                    continue;
+                }
                 eprintln!("run {run}/{runs}: {} on {}", scenario.name, server.name);
                 let measurement = measure(server, scenario, run, &pinning, &logs)
                     .map_err(|err| format!("{} on {}: {err}", scenario.name, server.name))?;
@@ -152,9 +173,13 @@ fn servers(root: &Path, binaries: &Path) -> Vec<Server> {
         program: binaries.join(binary),
         args: Vec::new(),
         env: vec![("RUST_LOG", "warn")],
+        cluster: false,
     };
     vec![
-        rust("ferrio", "Ferrio (examples/interop)", "interop"),
+        Server {
+            cluster: true,
+            ..rust("ferrio", "Ferrio (examples/interop)", "interop")
+        },
         rust(
             "socketioxide",
             "socketioxide 0.18.9",
@@ -170,6 +195,7 @@ fn servers(root: &Path, binaries: &Path) -> Vec<Server> {
                     .to_string(),
             ],
             env: vec![("NODE_ENV", "production")],
+            cluster: true,
         },
         rust(
             "axum-raw",
@@ -188,16 +214,19 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
             name: "idle",
             load: "idle",
             options: vec![("sockets", size("10000", "20"))],
+            nodes: 1,
         },
         Scenario {
             name: "echo-1",
             load: "echo",
             options: [vec![("clients", "1".to_owned())], timing()].concat(),
+            nodes: 1,
         },
         Scenario {
             name: "echo-100",
             load: "echo",
             options: [vec![("clients", size("100", "5"))], timing()].concat(),
+            nodes: 1,
         },
         Scenario {
             name: "fanout",
@@ -207,11 +236,13 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
                 ("messages", size("100", "5")),
                 ("rounds", size("10", "2")),
             ],
+            nodes: 1,
         },
         Scenario {
             name: "polling",
             load: "polling",
             options: [vec![("clients", size("100", "3"))], timing()].concat(),
+            nodes: 1,
         },
         Scenario {
             name: "http-emit",
@@ -221,6 +252,19 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
                 ("requests", size("500", "10")),
                 ("concurrency", size("4", "2")),
             ],
+            nodes: 1,
+        },
+        // Three nodes on one Redis, `sockets` on each (see `load/cluster.rs`).
+        Scenario {
+            name: "cluster",
+            load: "cluster",
+            options: vec![
+                ("sockets", size("1000", "5")),
+                ("messages", size("100", "5")),
+                ("rounds", size("10", "2")),
+                ("emits", size("2000", "20")),
+            ],
+            nodes: 3,
         },
     ];
     // A broken server fails the smoke run in seconds rather than minutes.
@@ -365,30 +409,38 @@ fn measure(
     pinning: &Pinning,
     logs: &Path,
 ) -> Result<Measurement, BoxError> {
-    let log =
-        std::fs::File::create(logs.join(format!("{}-{}-{run}.log", server.name, scenario.name)))?;
-    let mut command = pinning.command(0, &server.program);
-    command
-        .args(&server.args)
-        .env("PORT", "0")
-        .envs(server.env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log);
-    let mut child = command
-        .spawn()
-        .map_err(|err| format!("cannot start {}: {err}", server.program.display()))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let pid = child.id();
-    let running = Running { child };
-    let port = wait_for_port(stdout)?;
+    let log_name = |suffix: &str| {
+        logs.join(format!(
+            "{}-{}-{run}{suffix}.log",
+            server.name, scenario.name
+        ))
+    };
+    // Stopped after the nodes (dropped last), so that none of them sees Redis go away.
+    let redis = match scenario.nodes > 1 {
+        true => Some(Redis::start(pinning, &log_name("-redis"))?),
+        false => None,
+    };
+    let mut nodes = Vec::with_capacity(scenario.nodes);
+    for node in 1..=scenario.nodes {
+        let log = match redis {
+            Some(_) => log_name(&format!("-node{node}")),
+            None => log_name(""),
+        };
+        let url = redis.as_ref().map(|redis| redis.url.as_str());
+        nodes.push(start_server(server, pinning, &log, url)?);
+    }
+    let pids: Vec<u32> = nodes.iter().map(|node| node.pid).collect();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|node| format!("127.0.0.1:{}", node.port))
+        .collect();
 
     let exe = std::env::current_exe()?;
     let mut load = pinning.command(1, &exe);
     load.arg("load")
         .arg(scenario.load)
         .arg("--addr")
-        .arg(format!("127.0.0.1:{port}"));
+        .arg(addrs.join(","));
     for (name, value) in &scenario.options {
         load.arg(format!("--{name}")).arg(value);
     }
@@ -404,8 +456,9 @@ fn measure(
     let mut to_load = load.child.stdin.take().ok_or("no stdin")?;
     let from_load = BufReader::new(load.child.stdout.take().ok_or("no stdout")?);
 
-    let mut cpu_at = BTreeMap::new();
+    let mut cpu_at: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut load_cpu_at = BTreeMap::new();
+    let mut redis_cpu_at = BTreeMap::new();
     let mut rss_kib = BTreeMap::new();
     let mut result = None;
     for line in from_load.lines() {
@@ -414,11 +467,20 @@ fn measure(
             if mark == "connected" {
                 std::thread::sleep(IDLE_SETTLE);
             }
-            let sample = Sample::read(pid)?;
-            cpu_at.insert(mark.to_owned(), sample.cpu_ns);
-            rss_kib.insert(mark.to_owned(), sample.rss_kib);
+            let mut cpu = Vec::with_capacity(pids.len());
+            let mut rss = 0;
+            for pid in &pids {
+                let sample = Sample::read(*pid)?;
+                cpu.push(sample.cpu_ns);
+                rss += sample.rss_kib;
+            }
+            cpu_at.insert(mark.to_owned(), cpu);
+            rss_kib.insert(mark.to_owned(), rss);
             if let Ok(load_sample) = Sample::read(load_pid) {
                 load_cpu_at.insert(mark.to_owned(), load_sample.cpu_ns);
+            }
+            if let Some(Ok(redis_sample)) = redis.as_ref().map(|redis| Sample::read(redis.pid)) {
+                redis_cpu_at.insert(mark.to_owned(), redis_sample.cpu_ns);
             }
             writeln!(to_load)?;
             to_load.flush()?;
@@ -427,28 +489,160 @@ fn measure(
         }
     }
     let status = load.child.wait()?;
-    drop(running);
+    drop(nodes);
+    drop(redis);
     if !status.success() {
         return Err(format!("the load generator failed ({status})").into());
     }
-    let between = |at: &BTreeMap<String, u64>| -> Result<Option<u64>, BoxError> {
-        match (at.get("start"), at.get("end")) {
-            (Some(start), Some(end)) if end >= start => Ok(Some(end - start)),
-            (Some(_), Some(_)) => Err("CPU time went backwards between the marks".into()),
-            _ => Ok(None),
-        }
+    let node_cpu_ns = match (cpu_at.get("start"), cpu_at.get("end")) {
+        (Some(start), Some(end)) => start
+            .iter()
+            .zip(end)
+            .map(|(start, end)| cpu_between(Some(start), Some(end)))
+            .collect::<Result<Option<Vec<u64>>, BoxError>>()?
+            .unwrap_or_default(),
+        _ => Vec::new(),
     };
-    let server_cpu_ns = between(&cpu_at)?;
-    let load_cpu_ns = between(&load_cpu_at)?;
+    let server_cpu_ns = (!node_cpu_ns.is_empty()).then(|| node_cpu_ns.iter().sum());
+    let load_cpu_ns = cpu_between(load_cpu_at.get("start"), load_cpu_at.get("end"))?;
+    let redis_cpu_ns = cpu_between(redis_cpu_at.get("start"), redis_cpu_at.get("end"))?;
     Ok(Measurement {
         run,
         scenario: scenario.name.to_owned(),
         server: server.name.to_owned(),
         load: result.ok_or("the load generator printed no result")?,
         server_cpu_ns,
+        node_cpu_ns: match scenario.nodes > 1 {
+            true => node_cpu_ns,
+            false => Vec::new(),
+        },
+        redis_cpu_ns,
         load_cpu_ns,
         rss_kib,
     })
+}
+
+/// CPU time between two marks, when both were read.
+fn cpu_between(start: Option<&u64>, end: Option<&u64>) -> Result<Option<u64>, BoxError> {
+    match (start, end) {
+        (Some(start), Some(end)) if end >= start => Ok(Some(end - start)),
+        (Some(_), Some(_)) => Err("CPU time went backwards between the marks".into()),
+        _ => Ok(None),
+    }
+}
+
+/// A started server process, stopped when dropped.
+struct Node {
+    _running: Running,
+    pid: u32,
+    port: u16,
+}
+
+/// Starts `server` on core 0 with `PORT=0` (and `REDIS_URL` for a cluster node), stderr to
+/// `log`, and waits for its port.
+fn start_server(
+    server: &Server,
+    pinning: &Pinning,
+    log: &Path,
+    redis_url: Option<&str>,
+) -> Result<Node, BoxError> {
+    let mut command = pinning.command(0, &server.program);
+    command
+        .args(&server.args)
+        .env("PORT", "0")
+        .envs(server.env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log)?);
+    if let Some(url) = redis_url {
+        command.env("REDIS_URL", url);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|err| format!("cannot start {}: {err}", server.program.display()))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let pid = child.id();
+    let running = Running { child };
+    let port = wait_for_port(stdout)?;
+    Ok(Node {
+        _running: running,
+        pid,
+        port,
+    })
+}
+
+/// A private `redis-server` for one cluster measurement: on a free port, nothing saved to
+/// disk, pinned beside the load generator (core 1); stopped when dropped.
+struct Redis {
+    running: Running,
+    pid: u32,
+    url: String,
+}
+
+impl Redis {
+    fn start(pinning: &Pinning, log: &Path) -> Result<Self, BoxError> {
+        // The free port is found by binding it, then released for Redis: another process may
+        // take it in between, so a Redis that exits at once is started again on another.
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let port_arg = port.to_string();
+            let mut command = pinning.command(1, Path::new("redis-server"));
+            let child = command
+                .args(["--port", &port_arg, "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(log)?)
+                .stderr(Stdio::inherit())
+                .spawn()
+                .map_err(|err| format!("cannot start redis-server (is it installed?): {err}"))?;
+            let pid = child.id();
+            let mut running = Running { child };
+            match wait_for_redis(&mut running, port) {
+                Ok(()) => {
+                    return Ok(Redis {
+                        running,
+                        pid,
+                        url: format!("redis://127.0.0.1:{port}"),
+                    });
+                }
+                Err(err) => last_error = err.to_string(),
+            }
+        }
+        Err(format!(
+            "redis-server did not start ({last_error}); see {}",
+            log.display()
+        )
+        .into())
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.running.stop();
+    }
+}
+
+/// Waits (10 s at most) until Redis answers `PING` on `port`.
+fn wait_for_redis(redis: &mut Running, port: u16) -> Result<(), BoxError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = redis.child.try_wait() {
+            return Err(format!("it exited ({status})").into());
+        }
+        let pong = TcpStream::connect(("127.0.0.1", port)).and_then(|mut tcp| {
+            tcp.set_read_timeout(Some(Duration::from_secs(1)))?;
+            tcp.write_all(b"PING\r\n")?;
+            let mut answer = [0u8; 7];
+            tcp.read_exact(&mut answer)?;
+            Ok(answer)
+        });
+        if pong.is_ok_and(|answer| &answer == b"+PONG\r\n") {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err("no answer to PING within 10 s".into())
 }
 
 /// Reads the server's stdout until `listening on PORT` (30 s at most).

@@ -8,6 +8,7 @@ use std::process::Command;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
+use bus_adapter::{Bus, BusAdapter};
 use ferrio::{AckSender, Data, Io, Payload, SocketRef};
 use serde_json::Value;
 
@@ -26,7 +27,17 @@ enum Fault {
 }
 
 async fn serve(fault: Fault) -> SocketAddr {
-    let (layer, io) = Io::new_layer();
+    serve_on(fault, None).await
+}
+
+/// A server of the contract, a node of the cluster on `bus` when there is one.
+async fn serve_on(fault: Fault, bus: Option<Bus>) -> SocketAddr {
+    let (layer, io) = match bus {
+        Some(bus) => Io::builder()
+            .adapter(move |ctx| BusAdapter::new(ctx, bus.clone()))
+            .build_layer(),
+        None => Io::new_layer(),
+    };
     io.ns("/", move |socket: SocketRef| {
         socket.on("echo", move |args: Payload, ack: AckSender| {
             if fault == Fault::WrongEcho {
@@ -42,6 +53,11 @@ async fn serve(fault: Fault) -> SocketAddr {
                 ack.send(&true)
             },
         );
+        socket.on("to-room", |io: Io, args: Payload| {
+            let room: String = args.get(0).unwrap_or_default();
+            let event: String = args.get(1).unwrap_or_default();
+            let _ = io.within(room).emit(&event, &args.arg(2));
+        });
         socket.on("burst", move |io: Io, Data(burst): Data<Value>| {
             let mut n = burst["n"].as_u64().unwrap_or(0);
             match fault {
@@ -77,29 +93,34 @@ async fn serve(fault: Fault) -> SocketAddr {
 
 /// Runs `ferrio-bench load SCENARIO` with tiny sizes; returns (success, stdout + stderr).
 async fn load(addr: SocketAddr, scenario: &str, extra: &[&str]) -> (bool, String) {
+    load_on(&addr.to_string(), scenario, extra).await
+}
+
+/// [`load`] against `addrs` (`a,b,c` for the cluster scenario).
+async fn load_on(addrs: &str, scenario: &str, extra: &[&str]) -> (bool, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferrio-bench"));
-    command
-        .args(["load", scenario, "--addr", &addr.to_string()])
-        .args([
-            "--warmup",
-            "0.05",
-            "--duration",
-            "0.2",
-            "--timeout",
-            "3",
-            "--clients",
-            "3",
-            "--sockets",
-            "5",
-            "--messages",
-            "4",
-            "--rounds",
-            "2",
-            "--requests",
-            "6",
-            "--concurrency",
-            "2",
-        ]);
+    command.args(["load", scenario, "--addr", addrs]).args([
+        "--warmup",
+        "0.05",
+        "--duration",
+        "0.2",
+        "--timeout",
+        "3",
+        "--clients",
+        "3",
+        "--sockets",
+        "5",
+        "--messages",
+        "4",
+        "--rounds",
+        "2",
+        "--requests",
+        "6",
+        "--concurrency",
+        "2",
+        "--emits",
+        "5",
+    ]);
     command.args(extra);
     let output = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
@@ -175,4 +196,39 @@ async fn a_failing_emit_fails_the_run() {
     let (ok, output) = load(addr, "http-emit", &[]).await;
     assert!(!ok, "http-emit passed against a failing /emit: {output}");
     assert!(output.contains("500"), "{output}");
+}
+
+/// Three nodes: all on one bus, or the third on its own.
+async fn cluster(third_joins: bool) -> String {
+    let bus = Bus::new();
+    let mut addrs = Vec::new();
+    for node in 0..3 {
+        let bus = (node < 2 || third_joins).then(|| bus.clone());
+        addrs.push(serve_on(Fault::None, bus).await.to_string());
+    }
+    addrs.join(",")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_scenario_completes_on_a_cluster() {
+    let (ok, output) = load_on(&cluster(true).await, "cluster", &[]).await;
+    assert!(ok, "{output}");
+    let result = result_of(&output);
+    // The sockets of nodes 2 and 3: 2 x 5 sockets x 4 messages x 2 rounds.
+    assert_eq!(result["deliveries"], 2 * 5 * 4 * 2, "{output}");
+    assert!(result["latency_p50_us"].as_f64().unwrap() > 0.0, "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_outside_the_cluster_fails_the_run() {
+    let (ok, output) = load_on(&cluster(false).await, "cluster", &[]).await;
+    assert!(
+        !ok,
+        "cluster passed with node 3 outside the cluster: {output}"
+    );
+    // The warm-up burst reaches node 2's five sockets, never node 3's.
+    assert!(
+        output.contains("timed out with 20 of 40 deliveries"),
+        "{output}"
+    );
 }

@@ -1,9 +1,15 @@
 // Benchmark peer: the benchmark contract of Ferrio's `interop` example (welcome, echo, burst,
-// join, GET /health, POST /emit) served by the reference Node.js server, npm `socket.io`
-// (exact version in package.json), attached to a plain `node:http` server with default
-// options plus CORS for any origin. It exists only to be measured beside Ferrio.
+// join, to-room, GET /health, POST /emit) served by the reference Node.js server, npm
+// `socket.io` (exact version in package.json), attached to a plain `node:http` server with
+// default options plus CORS for any origin. It exists only to be measured beside Ferrio.
+//
+// With `REDIS_URL` (e.g. `redis://127.0.0.1:6379`) it joins a cluster through npm
+// `@socket.io/redis-adapter` (default key `socket.io`) on two npm `redis` clients, one
+// publishing and one subscribing, as `interop` does with the same variable: `burst`,
+// `to-room` and `POST /emit` then reach every server of the cluster.
 //
 //   npm ci && PORT=0 node server.mjs     # prints `listening on PORT`
+//   REDIS_URL=redis://127.0.0.1:6379 PORT=0 node server.mjs
 
 import http from "node:http";
 import { Server } from "socket.io";
@@ -101,6 +107,18 @@ io.on("connection", (socket) => {
     }
   });
 
+  // The sender too, if it is in the room: so from the server, not from the socket.
+  socket.on("to-room", (room, event, payload) => {
+    if (typeof room !== "string" || typeof event !== "string") {
+      return;
+    }
+    try {
+      io.to(room).emit(event, payload);
+    } catch {
+      // Reserved event names such as `connect` throw; `interop` drops them too.
+    }
+  });
+
   socket.on("join", (room, ack) => {
     if (typeof room !== "string") {
       return;
@@ -125,6 +143,32 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`bench-peer-node: PORT must be a port number, got ${JSON.stringify(process.env.PORT)}`);
   process.exit(2);
 }
+/** Puts `io` on the Redis adapter when `REDIS_URL` is set; resolves once both clients are up. */
+async function joinCluster(url) {
+  const [{ createAdapter }, { createClient }] = await Promise.all([
+    import("@socket.io/redis-adapter"),
+    import("redis"),
+  ]);
+  const publisher = createClient({ url });
+  const subscriber = publisher.duplicate();
+  for (const client of [publisher, subscriber]) {
+    // Without a listener an `error` event ends the process; the clients reconnect themselves.
+    client.on("error", (err) => console.error(`bench-peer-node: redis: ${err.message}`));
+  }
+  await Promise.all([publisher.connect(), subscriber.connect()]);
+  io.adapter(createAdapter(publisher, subscriber));
+}
+
+const redisUrl = process.env.REDIS_URL;
+if (redisUrl) {
+  try {
+    await joinCluster(redisUrl);
+  } catch (err) {
+    console.error(`bench-peer-node: cannot use REDIS_URL ${JSON.stringify(redisUrl)}: ${err.message}`);
+    process.exit(2);
+  }
+}
+
 server.on("error", (err) => {
   console.error(`bench-peer-node: cannot bind 127.0.0.1:${port}: ${err.message}`);
   process.exit(1);

@@ -6,6 +6,7 @@
 //! read the server's CPU time and RSS at that exact point. The last line is
 //! `@result {json}`.
 
+mod cluster;
 pub(crate) mod http;
 pub(crate) mod ws;
 
@@ -30,16 +31,20 @@ use crate::args::Args;
 const CONNECT_PARALLELISM: usize = 64;
 
 /// The scenarios, by the name the command line uses.
-pub(crate) const SCENARIOS: &[&str] = &["idle", "echo", "fanout", "polling", "http-emit"];
+pub(crate) const SCENARIOS: &[&str] =
+    &["idle", "echo", "fanout", "polling", "http-emit", "cluster"];
 
 /// Settings of one load run (the command line's `load` options).
 #[derive(Debug, Clone)]
 pub(crate) struct LoadConfig {
+    /// The server (the first address of `--addr`).
     pub(crate) addr: SocketAddr,
+    /// Every address of `--addr a,b,c`: the nodes of the cluster scenario, node 1 first.
+    pub(crate) nodes: Vec<SocketAddr>,
     pub(crate) path: String,
     /// Echo and polling clients.
     pub(crate) clients: usize,
-    /// Sockets of the idle, fan-out and HTTP-emit scenarios.
+    /// Sockets of the idle, fan-out and HTTP-emit scenarios; per node in the cluster scenario.
     pub(crate) sockets: usize,
     pub(crate) warmup: Duration,
     pub(crate) duration: Duration,
@@ -50,6 +55,8 @@ pub(crate) struct LoadConfig {
     /// Measured `POST /emit` requests (HTTP emit) and their concurrency.
     pub(crate) requests: usize,
     pub(crate) concurrency: usize,
+    /// Measured cross-node room emits (cluster).
+    pub(crate) emits: usize,
     /// How long a burst or a batch of emits may take to arrive before the run fails.
     pub(crate) timeout: Duration,
     /// The JSON payload every scenario sends, compact and with sorted keys so that every
@@ -59,7 +66,16 @@ pub(crate) struct LoadConfig {
 
 impl LoadConfig {
     pub(crate) fn from_args(args: &mut Args) -> Result<Self, BoxError> {
-        let addr: SocketAddr = args.value("addr", "127.0.0.1:3000")?;
+        let addrs: String = args.value("addr", "127.0.0.1:3000")?;
+        let nodes = addrs
+            .split(',')
+            .map(|addr| {
+                addr.trim()
+                    .parse::<SocketAddr>()
+                    .map_err(|err| format!("--addr {addr:?}: {err}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let addr = *nodes.first().ok_or("--addr names no address")?;
         let payload_bytes: usize = args.value("payload-bytes", "0")?;
         let payload = if payload_bytes == 0 {
             r#"{"msg":"hello world","n":42}"#.to_owned()
@@ -68,6 +84,7 @@ impl LoadConfig {
         };
         Ok(LoadConfig {
             addr,
+            nodes,
             path: args.value("path", "/socket.io/")?,
             clients: args.value("clients", "100")?,
             sockets: args.value("sockets", "1000")?,
@@ -77,6 +94,7 @@ impl LoadConfig {
             rounds: args.value("rounds", "5")?,
             requests: args.value("requests", "200")?,
             concurrency: args.value("concurrency", "4")?,
+            emits: args.value("emits", "2000")?,
             timeout: Duration::from_secs_f64(args.value("timeout", "120")?),
             payload,
         })
@@ -110,6 +128,7 @@ pub(crate) async fn run(scenario: &str, config: LoadConfig) -> Result<Value, Box
         }
         "fanout" => fanout(&config, &mut marks).await,
         "http-emit" => http_emit(&config, &mut marks).await,
+        "cluster" => cluster::cluster(&config, &mut marks).await,
         other => Err(format!("unknown scenario {other:?} (one of {SCENARIOS:?})").into()),
     }
 }
