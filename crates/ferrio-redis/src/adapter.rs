@@ -16,7 +16,7 @@ use redis::Client;
 use tokio::sync::mpsc;
 
 use crate::config::{RedisAdapterConfig, ResponseChannel};
-use crate::connection::{Driver, random_id};
+use crate::connection::{Driver, Listener, Subscriptions, random_id};
 use crate::health::Health;
 use crate::wire::{
     BroadcastMessage, Channels, ReceivedOn, Request, RequestType, Response, WirePacket,
@@ -149,11 +149,28 @@ fn payload_json(args: &Payload) -> Result<Vec<serde_json::Value>, AdapterError> 
         .map_err(encode_error)
 }
 
-impl NamespaceInner {
-    pub(crate) fn channels(&self) -> &Channels {
-        &self.channels
+impl Listener for NamespaceInner {
+    fn subscriptions(&self) -> Subscriptions {
+        Subscriptions {
+            patterns: vec![self.channels.broadcast_pattern()],
+            channels: vec![
+                self.channels.request().to_owned(),
+                self.channels.response().to_owned(),
+                self.channels.response_to(self.uid()),
+            ],
+        }
     }
 
+    fn accepts(&self, channel: &[u8]) -> bool {
+        self.channels.received_on(channel).is_some()
+    }
+
+    fn receive(self: Arc<Self>, channel: &str, payload: &[u8]) {
+        NamespaceInner::receive(&self, channel, payload);
+    }
+}
+
+impl NamespaceInner {
     fn ctx(&self) -> &AdapterContext {
         self.local.context()
     }
@@ -542,7 +559,10 @@ impl Adapter for RedisNamespace {
             let inner = &self.inner;
             inner
                 .driver
-                .register(inner.ctx().namespace(), Arc::downgrade(inner))
+                .register(
+                    inner.ctx().namespace(),
+                    Arc::downgrade(inner) as std::sync::Weak<dyn Listener>,
+                )
                 .await
                 .map_err(|_| unavailable("cannot subscribe on Redis within the connect timeout"))
         })
