@@ -123,11 +123,11 @@ pub(crate) struct NamespaceInner {
     pending: Mutex<HashMap<String, Pending>>,
 }
 
-fn unavailable(message: &'static str) -> AdapterError {
+pub(crate) fn unavailable(message: &'static str) -> AdapterError {
     AdapterError::new(AdapterErrorKind::Unavailable, message)
 }
 
-fn encode_error(e: impl std::error::Error + Send + Sync + 'static) -> AdapterError {
+pub(crate) fn encode_error(e: impl std::error::Error + Send + Sync + 'static) -> AdapterError {
     AdapterError::new(
         AdapterErrorKind::Encode,
         "cannot encode a message for Redis",
@@ -136,7 +136,7 @@ fn encode_error(e: impl std::error::Error + Send + Sync + 'static) -> AdapterErr
 }
 
 /// Arguments as msgpack values (binary kept as bin).
-fn payload_values(args: &Payload) -> Result<Vec<rmpv::Value>, AdapterError> {
+pub(crate) fn payload_values(args: &Payload) -> Result<Vec<rmpv::Value>, AdapterError> {
     match rmpv::ext::to_value(args).map_err(encode_error)? {
         rmpv::Value::Array(values) => Ok(values),
         _ => Ok(Vec::new()),
@@ -144,7 +144,7 @@ fn payload_values(args: &Payload) -> Result<Vec<rmpv::Value>, AdapterError> {
 }
 
 /// Arguments as JSON values (server-side events travel as JSON, as in the Node adapter).
-fn payload_json(args: &Payload) -> Result<Vec<serde_json::Value>, AdapterError> {
+pub(crate) fn payload_json(args: &Payload) -> Result<Vec<serde_json::Value>, AdapterError> {
     args.deserialize::<Vec<serde_json::Value>>()
         .map_err(encode_error)
 }

@@ -45,11 +45,13 @@ mod adapter;
 mod config;
 mod connection;
 mod health;
+mod streams;
 pub mod wire;
 
 pub use adapter::{RedisAdapter, RedisNamespace};
 pub use config::{RedisAdapterConfig, ResponseChannel};
 pub use health::Health;
+pub use streams::{RedisStreamsAdapter, RedisStreamsConfig, StreamsNamespace};
 
 // The scaling guide's Rust code compiles as part of the test suite.
 #[cfg(doctest)]
