@@ -664,9 +664,10 @@ mod tests {
         });
         let fields = plain.stream_fields();
         assert_eq!(fields[2], ("type", "4".to_owned()));
+        let json: serde_json::Value = serde_json::from_str(&fields[3].1).unwrap();
         assert_eq!(
-            fields[3].1,
-            r#"{"opts":{"rooms":[],"except":[],"flags":{}},"rooms":["a"]}"#
+            json,
+            serde_json::json!({"opts": {"rooms": [], "except": [], "flags": {}}, "rooms": ["a"]})
         );
         let binary = &samples()[1];
         assert!(!binary.stream_fields()[3].1.starts_with('{'));
