@@ -16,7 +16,7 @@ use redis::Client;
 use tokio::sync::mpsc;
 
 use crate::config::{RedisAdapterConfig, ResponseChannel};
-use crate::connection::{Driver, random_id};
+use crate::connection::{Driver, Listener, Subscriptions, random_id};
 use crate::forwarding::Forwarding;
 use crate::health::Health;
 use crate::wire::{
@@ -130,11 +130,11 @@ pub(crate) struct NamespaceInner {
     pending: Mutex<HashMap<String, Pending>>,
 }
 
-fn unavailable(message: &'static str) -> AdapterError {
+pub(crate) fn unavailable(message: &'static str) -> AdapterError {
     AdapterError::new(AdapterErrorKind::Unavailable, message)
 }
 
-fn encode_error(e: impl std::error::Error + Send + Sync + 'static) -> AdapterError {
+pub(crate) fn encode_error(e: impl std::error::Error + Send + Sync + 'static) -> AdapterError {
     AdapterError::new(
         AdapterErrorKind::Encode,
         "cannot encode a message for Redis",
@@ -143,7 +143,7 @@ fn encode_error(e: impl std::error::Error + Send + Sync + 'static) -> AdapterErr
 }
 
 /// Arguments as msgpack values (binary kept as bin).
-fn payload_values(args: &Payload) -> Result<Vec<rmpv::Value>, AdapterError> {
+pub(crate) fn payload_values(args: &Payload) -> Result<Vec<rmpv::Value>, AdapterError> {
     match rmpv::ext::to_value(args).map_err(encode_error)? {
         rmpv::Value::Array(values) => Ok(values),
         _ => Ok(Vec::new()),
@@ -151,16 +151,33 @@ fn payload_values(args: &Payload) -> Result<Vec<rmpv::Value>, AdapterError> {
 }
 
 /// Arguments as JSON values (server-side events travel as JSON, as in the Node adapter).
-fn payload_json(args: &Payload) -> Result<Vec<serde_json::Value>, AdapterError> {
+pub(crate) fn payload_json(args: &Payload) -> Result<Vec<serde_json::Value>, AdapterError> {
     args.deserialize::<Vec<serde_json::Value>>()
         .map_err(encode_error)
 }
 
-impl NamespaceInner {
-    pub(crate) fn channels(&self) -> &Channels {
-        &self.channels
+impl Listener for NamespaceInner {
+    fn subscriptions(&self) -> Subscriptions {
+        Subscriptions {
+            patterns: vec![self.channels.broadcast_pattern()],
+            channels: vec![
+                self.channels.request().to_owned(),
+                self.channels.response().to_owned(),
+                self.channels.response_to(self.uid()),
+            ],
+        }
     }
 
+    fn accepts(&self, channel: &[u8]) -> bool {
+        self.channels.received_on(channel).is_some()
+    }
+
+    fn receive(self: Arc<Self>, channel: &str, payload: &[u8]) {
+        NamespaceInner::receive(&self, channel, payload);
+    }
+}
+
+impl NamespaceInner {
     fn ctx(&self) -> &AdapterContext {
         self.local.context()
     }
@@ -549,7 +566,10 @@ impl Adapter for RedisNamespace {
             let inner = &self.inner;
             inner
                 .driver
-                .register(inner.ctx().namespace(), Arc::downgrade(inner))
+                .register(
+                    inner.ctx().namespace(),
+                    Arc::downgrade(inner) as std::sync::Weak<dyn Listener>,
+                )
                 .await
                 .map_err(|_| unavailable("cannot subscribe on Redis within the connect timeout"))
         })

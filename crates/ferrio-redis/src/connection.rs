@@ -13,23 +13,39 @@ use redis::{AsyncConnectionConfig, Client, RedisError};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::AbortHandle;
 
-use crate::adapter::NamespaceInner;
 use crate::config::RedisAdapterConfig;
 use crate::health::HealthState;
-use crate::wire::Channels;
 
 /// The most messages one pipelined `PUBLISH` batch carries.
 const MAX_BATCH: usize = 512;
 
+/// What a namespace subscribes to: channel patterns and exact channels.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Subscriptions {
+    pub(crate) patterns: Vec<String>,
+    pub(crate) channels: Vec<String>,
+}
+
+/// A namespace's adapter as the subscribing connection sees it (the pub/sub adapter's and
+/// the Streams adapter's namespaces both are).
+pub(crate) trait Listener: Send + Sync + 'static {
+    /// The channels it reads.
+    fn subscriptions(&self) -> Subscriptions;
+    /// Whether `channel` is one of them.
+    fn accepts(&self, channel: &[u8]) -> bool;
+    /// A message read on one of them.
+    fn receive(self: Arc<Self>, channel: &str, payload: &[u8]);
+}
+
 /// What a server's adapters share: the Redis client, the connections' tasks, the registry
 /// of namespaces that receive messages.
 pub(crate) struct Driver {
-    client: Client,
+    pub(crate) client: Client,
     pub(crate) config: RedisAdapterConfig,
     /// This server's id on the wire.
     pub(crate) uid: String,
     pub(crate) health: HealthState,
-    namespaces: RwLock<HashMap<String, Weak<NamespaceInner>>>,
+    namespaces: RwLock<HashMap<String, Weak<dyn Listener>>>,
     queue: Mutex<VecDeque<Outgoing>>,
     /// Wakes the publisher (its own `Arc`: the publisher waits on it without keeping the
     /// driver alive).
@@ -59,7 +75,7 @@ enum Command {
         done: oneshot::Sender<()>,
     },
     Unsubscribe {
-        nsp: String,
+        subscriptions: Subscriptions,
     },
 }
 
@@ -69,14 +85,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Doubling waits between reconnection attempts, with jitter so servers that lost Redis
 /// together do not come back in lockstep.
-struct Backoff {
+pub(crate) struct Backoff {
     min: Duration,
     max: Duration,
     next: Duration,
 }
 
 impl Backoff {
-    fn new(config: &RedisAdapterConfig) -> Self {
+    pub(crate) fn new(config: &RedisAdapterConfig) -> Self {
         Self {
             min: config.reconnect_min,
             max: config.reconnect_max,
@@ -84,11 +100,11 @@ impl Backoff {
         }
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next = self.min;
     }
 
-    fn next(&mut self) -> Duration {
+    pub(crate) fn next(&mut self) -> Duration {
         let wait = self.next;
         self.next = (self.next * 2).min(self.max);
         let jitter = rand::random_range(0.75..=1.0);
@@ -137,7 +153,7 @@ impl Driver {
     pub(crate) async fn register(
         self: &Arc<Self>,
         nsp: &str,
-        inner: Weak<NamespaceInner>,
+        inner: Weak<dyn Listener>,
     ) -> Result<(), RedisUnavailable> {
         self.start();
         self.namespaces
@@ -159,13 +175,14 @@ impl Driver {
     }
 
     pub(crate) fn unregister(&self, nsp: &str) {
-        self.namespaces
+        let removed = self
+            .namespaces
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(nsp);
-        let _ = self.commands.send(Command::Unsubscribe {
-            nsp: nsp.to_owned(),
-        });
+        if let Some(subscriptions) = removed.and_then(|l| l.upgrade()).map(|l| l.subscriptions()) {
+            let _ = self.commands.send(Command::Unsubscribe { subscriptions });
+        }
     }
 
     /// Queues a message for publishing; counts it as unpublished when the queue is full.
@@ -193,17 +210,22 @@ impl Driver {
         Ok(count)
     }
 
-    /// Runs a command on the publishing connection (a new one while it is down).
+    /// Runs a command on the command connection (see [`Self::command_connection`]).
     pub(crate) async fn query<T: redis::FromRedisValue>(
         &self,
         command: &redis::Cmd,
     ) -> Result<T, RedisError> {
-        let connection = lock(&self.connection).clone();
-        let mut connection = match connection {
-            Some(connection) => connection,
-            None => self.connect_publisher().await?,
-        };
+        let mut connection = self.command_connection().await?;
         command.query_async(&mut connection).await
+    }
+
+    /// A connection for commands: the publishing one while it is up, a new one otherwise.
+    pub(crate) async fn command_connection(&self) -> Result<MultiplexedConnection, RedisError> {
+        let connection = lock(&self.connection).clone();
+        match connection {
+            Some(connection) => Ok(connection),
+            None => self.connect_publisher().await,
+        }
     }
 
     async fn connect_publisher(&self) -> Result<MultiplexedConnection, RedisError> {
@@ -223,12 +245,12 @@ impl Driver {
         let direct = crate::wire::parse_channel(&self.config.prefix, channel.as_bytes())
             .and_then(|parsed| namespaces.get(parsed.nsp))
             .and_then(Weak::upgrade)
-            .filter(|ns| ns.channels().received_on(channel.as_bytes()).is_some());
+            .filter(|ns| ns.accepts(channel.as_bytes()));
         let target = direct.or_else(|| {
             namespaces
                 .values()
                 .filter_map(Weak::upgrade)
-                .find(|ns| ns.channels().received_on(channel.as_bytes()).is_some())
+                .find(|ns| ns.accepts(channel.as_bytes()))
         });
         drop(namespaces);
         if let Some(ns) = target {
@@ -236,30 +258,39 @@ impl Driver {
         }
     }
 
-    fn channels_of(&self, nsp: &str) -> Channels {
-        Channels::new(&self.config.prefix, nsp)
+    fn subscriptions_of(&self, nsp: &str) -> Option<Subscriptions> {
+        let namespaces = self.namespaces.read().unwrap_or_else(|e| e.into_inner());
+        namespaces
+            .get(nsp)
+            .and_then(Weak::upgrade)
+            .map(|l| l.subscriptions())
     }
 
     async fn subscribe(&self, sink: &mut PubSubSink, nsp: &str) -> Result<(), RedisError> {
-        let channels = self.channels_of(nsp);
-        sink.psubscribe(channels.broadcast_pattern()).await?;
-        sink.subscribe(&[
-            channels.request().to_owned(),
-            channels.response().to_owned(),
-            channels.response_to(&self.uid),
-        ])
-        .await
+        let Some(subscriptions) = self.subscriptions_of(nsp) else {
+            return Ok(());
+        };
+        for pattern in subscriptions.patterns {
+            sink.psubscribe(pattern).await?;
+        }
+        if !subscriptions.channels.is_empty() {
+            sink.subscribe(&subscriptions.channels).await?;
+        }
+        Ok(())
     }
 
-    async fn unsubscribe(&self, sink: &mut PubSubSink, nsp: &str) -> Result<(), RedisError> {
-        let channels = self.channels_of(nsp);
-        sink.punsubscribe(channels.broadcast_pattern()).await?;
-        sink.unsubscribe(&[
-            channels.request().to_owned(),
-            channels.response().to_owned(),
-            channels.response_to(&self.uid),
-        ])
-        .await
+    async fn unsubscribe(
+        &self,
+        sink: &mut PubSubSink,
+        subscriptions: Subscriptions,
+    ) -> Result<(), RedisError> {
+        for pattern in subscriptions.patterns {
+            sink.punsubscribe(pattern).await?;
+        }
+        if !subscriptions.channels.is_empty() {
+            sink.unsubscribe(&subscriptions.channels).await?;
+        }
+        Ok(())
     }
 
     /// Opens the subscribing connection and subscribes to every registered namespace.
@@ -465,8 +496,8 @@ async fn run_subscriber(driver: Weak<Driver>, mut commands: mpsc::UnboundedRecei
                                     }
                                     let _ = done.send(());
                                 }
-                                Some(Command::Unsubscribe { nsp }) => {
-                                    if d.unsubscribe(&mut sink, &nsp).await.is_err() {
+                                Some(Command::Unsubscribe { subscriptions }) => {
+                                    if d.unsubscribe(&mut sink, subscriptions).await.is_err() {
                                         break;
                                     }
                                 }

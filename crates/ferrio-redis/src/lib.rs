@@ -46,12 +46,14 @@ mod config;
 mod connection;
 mod forwarding;
 mod health;
+mod streams;
 pub mod wire;
 
 pub use adapter::{RedisAdapter, RedisNamespace};
 pub use config::{RedisAdapterConfig, ResponseChannel};
 pub use forwarding::{ForwardLayer, ForwardService, Forwarding};
 pub use health::Health;
+pub use streams::{RedisStreamsAdapter, RedisStreamsConfig, StreamsNamespace};
 
 // The scaling guide's Rust code compiles as part of the test suite.
 #[cfg(doctest)]

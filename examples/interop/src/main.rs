@@ -9,8 +9,10 @@
 //! Environment: `PORT` (default 3000), `SIO_PATH` (default `/socket.io/`), `PARSER=msgpack`,
 //! `REDIS_URL` (the Redis adapter: several processes, and Node.js servers on
 //! `@socket.io/redis-adapter`, form one cluster), `RECOVERY=1` (connection state recovery,
-//! 120 s), `PING_INTERVAL_MS`, `PING_TIMEOUT_MS`. `REDIS_STREAMS=1` is refused with a
-//! message until the Redis Streams adapter exists.
+//! 120 s), `PING_INTERVAL_MS`, `PING_TIMEOUT_MS`. With `REDIS_URL`, `REDIS_STREAMS=1` selects
+//! the Redis Streams adapter instead (wire-compatible with `@socket.io/redis-streams-adapter`
+//! 0.3, stream `socket.io`, session keys `sio:session:`): with `RECOVERY=1`, a client
+//! recovers on any server of the cluster.
 
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ use ferrio::adapter::{Recovery, ServerAck};
 use ferrio::{
     AckSender, ConnectHandler, ConnectRefusal, Cors, Data, Io, Parser, Payload, SocketRef,
 };
-use ferrio_redis::{Forwarding, RedisAdapter};
+use ferrio_redis::{Forwarding, Health, RedisAdapter, RedisStreamsAdapter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -186,10 +188,45 @@ fn check_token(Data(auth): Data<Value>) -> Result<(), ConnectRefusal> {
     }
 }
 
-fn socketio(
-    redis: Option<&RedisAdapter>,
-    forwarding: Option<&Forwarding>,
-) -> (ferrio::SocketIoLayer, Io) {
+/// The cluster adapter `REDIS_URL` (and `REDIS_STREAMS`) selects.
+#[derive(Clone)]
+enum Redis {
+    PubSub(RedisAdapter),
+    Streams(RedisStreamsAdapter),
+}
+
+impl Redis {
+    fn uid(&self) -> &str {
+        match self {
+            Self::PubSub(redis) => redis.uid(),
+            Self::Streams(redis) => redis.uid(),
+        }
+    }
+
+    fn health(&self) -> Health {
+        match self {
+            Self::PubSub(redis) => redis.health(),
+            Self::Streams(redis) => redis.health(),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::PubSub(_) => "pubsub",
+            Self::Streams(_) => "streams",
+        }
+    }
+
+    /// This node's part in a cluster without sticky sessions.
+    fn forwarding(&self, advertise: String) -> Forwarding {
+        match self {
+            Self::PubSub(redis) => redis.forwarding(advertise),
+            Self::Streams(redis) => redis.forwarding(advertise),
+        }
+    }
+}
+
+fn socketio(redis: Option<&Redis>, forwarding: Option<&Forwarding>) -> (ferrio::SocketIoLayer, Io) {
     let path = sio_path();
     let mut builder = Io::builder()
         .path(path)
@@ -205,8 +242,10 @@ fn socketio(
         let recovery = Recovery::default().max_disconnection_duration(Duration::from_secs(120));
         builder = builder.connection_state_recovery(recovery);
     }
-    if let Some(redis) = redis {
-        builder = builder.adapter(redis.factory());
+    match redis {
+        Some(Redis::PubSub(redis)) => builder = builder.adapter(redis.factory()),
+        Some(Redis::Streams(redis)) => builder = builder.adapter(redis.factory()),
+        None => {}
     }
     if let Some(forwarding) = forwarding {
         let prefix = forwarding.sid_prefix();
@@ -329,11 +368,12 @@ async fn server_emit(io: Io, body: Result<Json<ServerEmitRequest>, JsonRejection
 }
 
 /// The cluster as this server sees it: how many servers, and the Redis adapter's health.
-async fn cluster(io: Io, redis: Option<RedisAdapter>) -> Response {
+async fn cluster(io: Io, redis: Option<Redis>) -> Response {
     let servers = io.server_count().await.ok();
     let redis = redis.map(|redis| {
         let health = redis.health();
         json!({
+            "adapter": redis.kind(),
             "uid": redis.uid(),
             "connected": health.connected,
             "published": health.published,
@@ -369,14 +409,20 @@ async fn disconnect(io: Io, body: Result<Json<DisconnectRequest>, JsonRejection>
 #[tokio::main]
 async fn main() {
     serve::init_tracing();
-    if std::env::var("REDIS_STREAMS").is_ok_and(|v| v == "1") {
-        exit_with("REDIS_STREAMS=1 is set, but the Redis Streams adapter is not built yet");
-    }
+    let streams = std::env::var("REDIS_STREAMS").is_ok_and(|v| v == "1");
     let redis = match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => match RedisAdapter::open(&url) {
-            Ok(redis) => Some(redis),
-            Err(e) => exit_with(&format!("REDIS_URL {url:?} is not a Redis URL: {e}")),
-        },
+        Ok(url) if !url.is_empty() => {
+            let opened = if streams {
+                RedisStreamsAdapter::open(&url).map(Redis::Streams)
+            } else {
+                RedisAdapter::open(&url).map(Redis::PubSub)
+            };
+            match opened {
+                Ok(redis) => Some(redis),
+                Err(e) => exit_with(&format!("REDIS_URL {url:?} is not a Redis URL: {e}")),
+            }
+        }
+        _ if streams => exit_with("REDIS_STREAMS=1 needs REDIS_URL"),
         _ => None,
     };
     // With Redis, any node serves any session: requests for another node's sessions are

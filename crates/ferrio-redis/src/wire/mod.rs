@@ -29,6 +29,7 @@ mod channel;
 mod error;
 mod request;
 mod response;
+pub mod streams;
 mod value;
 
 pub use broadcast::{BroadcastMessage, WirePacket};
