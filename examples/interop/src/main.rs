@@ -436,10 +436,11 @@ async fn main() {
     if let Err(e) = io.ready().await {
         exit_with(&format!("the adapter did not start: {e}"));
     }
-    if let Some(forwarding) = &forwarding {
-        if let Err(e) = forwarding.announce().await {
-            exit_with(&format!("cannot announce this node in Redis: {e}"));
-        }
+    if let Some(Err(e)) = match &forwarding {
+        Some(forwarding) => Some(forwarding.announce().await),
+        None => None,
+    } {
+        exit_with(&format!("cannot announce this node in Redis: {e}"));
     }
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
