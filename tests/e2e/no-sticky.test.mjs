@@ -222,6 +222,35 @@ describe("three nodes behind a round-robin proxy, no affinity", { timeout: 60_00
     }
   });
 
+  it("Redis restarted: sessions go on, and new ones open", async () => {
+    const a = await connect(["polling"]);
+    try {
+      const port = await redis.ready;
+      await redis.stop();
+      // Requests for other nodes' sessions still find their owner (the last known address).
+      for (let i = 0; i < 5; i++) {
+        assert.deepEqual(await a.timeout(WAIT_MS).emitWithAck("echo", i), i);
+      }
+      redis = startRedis({ port });
+      await redis.ready;
+      for (const node of nodes) {
+        await until("the node is back on Redis", async () => {
+          const res = await fetch(`http://127.0.0.1:${node.port}/cluster`);
+          const cluster = await res.json();
+          return cluster.redis.connected && cluster.servers === 3;
+        });
+      }
+      // The nodes announce themselves again within their renewal period (2 s); meanwhile,
+      // and after, the old session and new ones work.
+      assert.deepEqual(await a.timeout(WAIT_MS).emitWithAck("echo", "after"), "after");
+      const b = await connect(["polling"]);
+      assert.deepEqual(await b.timeout(WAIT_MS).emitWithAck("echo", "new"), "new");
+      b.close();
+    } finally {
+      a.close();
+    }
+  });
+
   it("a client whose node is killed reconnects to the others", async () => {
     // A fourth node joins the balancer, so killing it leaves the three.
     const extra = await startNode();

@@ -100,15 +100,15 @@ export function freePort() {
  * Starts a private `redis-server` on a free port of 127.0.0.1 (no persistence), so that a test's
  * pub/sub channels are its own (channels ignore database numbers). `ready` resolves with the
  * port once the server accepts connections; `stop()` ends it. `$REDIS_SERVER_BIN` overrides the
- * `redis-server` found on the PATH.
+ * `redis-server` found on the PATH. `port` starts it on that port (to restart a stopped one).
  */
-export function startRedis({ bin = process.env.REDIS_SERVER_BIN || "redis-server" } = {}) {
+export function startRedis({ bin = process.env.REDIS_SERVER_BIN || "redis-server", port: fixedPort } = {}) {
   let child;
   let output = "";
   const ready = (async () => {
     // Another process may take the port between the probe and the bind: try a few ports.
     for (let attempt = 1; ; attempt += 1) {
-      const port = await freePort();
+      const port = fixedPort ?? (await freePort());
       child = spawn(
         bin,
         ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],

@@ -42,9 +42,9 @@ type BoxBody = UnsyncBoxBody<Bytes, BoxError>;
 /// directory entry cannot make requests loop).
 const FORWARDED: &str = "x-ferrio-forwarded";
 /// How long an announcement lives in Redis without being renewed.
-const ANNOUNCE_TTL: Duration = Duration::from_secs(30);
+const ANNOUNCE_TTL: Duration = Duration::from_secs(10);
 /// How often a server renews its announcement.
-const ANNOUNCE_EVERY: Duration = Duration::from_secs(10);
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
 /// How long a server remembers where a peer is, or that it is unknown.
 const KNOWN_FOR: Duration = Duration::from_secs(5);
 const UNKNOWN_FOR: Duration = Duration::from_secs(1);
@@ -130,8 +130,8 @@ impl Forwarding {
         }
     }
 
-    /// Announces this server's address in Redis, and keeps announcing it every 10 s (it
-    /// expires 30 s after the last renewal, when the server is gone). Fails when Redis
+    /// Announces this server's address in Redis, and keeps announcing it every 2 s (it
+    /// expires 10 s after the last renewal, when the server is gone). Fails when Redis
     /// cannot be reached now; the renewals go on regardless.
     pub async fn announce(&self) -> Result<(), ferrio::adapter::AdapterError> {
         let result = self.inner.announce_once().await;
