@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script):
 #   formatting, clippy, every Rust test, the fuzz harness for a bounded number of cases,
-#   the end-to-end tests that drive the example servers with the official npm clients and
-#   with the Python client python-socketio, and a smoke run of the benchmark harness.
-# It installs and starts what the tests need: the npm packages of tests/e2e and of the Node.js
-# benchmark peer, a Python virtualenv
+#   the end-to-end tests that drive the example servers with the official npm clients, with
+#   the Python client python-socketio and (the chat example's page) with headless Chromium,
+#   and a smoke run of the benchmark harness.
+# It installs and starts what the tests need: the npm packages of tests/e2e, of the chat
+# example (its browser client) and of the Node.js benchmark peer, Debian's Chromium for the
+# browser test when /usr/bin/chromium is missing, a Python virtualenv
 # in tests/e2e/.venv (tests/e2e/requirements.txt), and Redis when nothing answers on
 # 127.0.0.1:6379.
 set -euo pipefail
@@ -15,6 +17,19 @@ step() { printf '\n==> %s\n' "$*"; }
 step "npm packages for the end-to-end tests"
 if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]; then
   (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+step "the chat example's browser client (examples/chat)"
+if [ ! -d examples/chat/node_modules ] || [ examples/chat/package-lock.json -nt examples/chat/node_modules ]; then
+  (cd examples/chat && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+step "Chromium for the browser test"
+if [ ! -x /usr/bin/chromium ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 fi
 
 step "Redis on 127.0.0.1:6379"
@@ -44,7 +59,7 @@ step "end-to-end tests with the official clients"
 # tests/e2e/redis-cluster.test.mjs starts a redis-server of its own on a free port (a cluster
 # of two interop processes and a Node.js socket.io server), so it shares no channel with the
 # Redis above.
-cargo build --locked -p conformance -p interop
+cargo build --locked -p conformance -p interop -p chat
 node --test tests/e2e/*.test.mjs
 
 step "benchmark harness smoke run (tiny sizes, all four servers; the real comparison is docs/benchmarks.md)"
