@@ -2,8 +2,14 @@
 // headless, driven through the npm package playwright-core. Pages in one room talk both ways,
 // rooms stay apart, the HTTP API posts into a room, presence follows pages that come and go,
 // a polling-only page works, markup stays text, and the status follows the server. The last
-// test runs two chat processes on the Redis at REDIS_URL (default redis://127.0.0.1:6379,
-// which scripts/test.sh starts) and checks that they make one chat.
+// test runs two chat processes with REDIS_URL on a private redis-server (started on a free
+// port, stopped at the end) and checks that they make one chat.
+//
+// Run from the repository root:   node --test tests/e2e/chat-browser.test.mjs
+// Needs:                          Chromium at /usr/bin/chromium (or $CHROMIUM), redis-server on
+//                                 the PATH, `npm ci` in tests/e2e and in examples/chat,
+//                                 `cargo build -p chat`
+// Binary under test:              $CHAT_BIN, default <repo>/target/debug/chat
 //
 // Screenshots go to target/e2e-screenshots/. With UPDATE_SCREENSHOT=1 the picture of two
 // rooms side by side is also copied to docs/images/chat.png (the README's screenshot).
@@ -15,10 +21,10 @@ import assert from "node:assert/strict";
 import { accessSync, constants as fsConstants, copyFileSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { startServer } from "./server.mjs";
+import { startServer, startRedis } from "./server.mjs";
 
-const BIN = process.env.CHAT_BIN ?? "target/debug/chat";
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const BIN = process.env.CHAT_BIN || fileURLToPath(new URL("../../target/debug/chat", import.meta.url));
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SHOTS = fileURLToPath(new URL("../../target/e2e-screenshots/", import.meta.url));
 const README_SHOT = fileURLToPath(new URL("../../docs/images/chat.png", import.meta.url));
 /** How long anything the page should show may take to show. */
@@ -231,7 +237,9 @@ test("#status reads disconnected when the server stops", { timeout: 20_000 }, as
 });
 
 test("with REDIS_URL, two chat processes are one chat: messages and #online span both", { timeout: 20_000 }, async () => {
-  const redisUrl = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+  // Pub/sub channels ignore database numbers: a Redis of its own shares no traffic with others.
+  const redis = startRedis();
+  const redisUrl = `redis://127.0.0.1:${await redis.ready}`;
   const nodes = [1, 2].map((n) =>
     startServer({
       bin: BIN,
@@ -243,8 +251,7 @@ test("with REDIS_URL, two chat processes are one chat: messages and #online span
   const opened = [];
   try {
     const [one, two] = await Promise.all(nodes.map((node) => node.ready));
-    // A room of its own: other servers on the same Redis cannot change its count.
-    const room = `cluster-${process.pid}-${Date.now()}`;
+    const room = "cluster";
     const open = async (port, name) => {
       const context = await browser.newContext({ viewport: VIEWPORT });
       opened.push(context);
@@ -275,5 +282,6 @@ test("with REDIS_URL, two chat processes are one chat: messages and #online span
   } finally {
     for (const context of opened) await context.close().catch(() => {});
     await Promise.all(nodes.map((node) => node.stop()));
+    await redis.stop();
   }
 });
