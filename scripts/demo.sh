@@ -11,7 +11,7 @@ if [ ! -f examples/chat/node_modules/socket.io-client/dist/socket.io.min.js ]; t
     echo "demo.sh: npm (Node.js 20 with npm) is needed once, to install the browser client" >&2
     exit 1
   fi
-  (cd examples/chat && npm ci --no-audit --no-fund --loglevel=error)
+  (cd examples/chat && npm ci --no-audit --no-fund --loglevel=error) >&2
 fi
 
 echo "demo.sh: once it prints \`listening on PORT\`, open http://127.0.0.1:PORT/?room=lobby in two browsers" >&2
