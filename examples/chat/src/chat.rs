@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// The longest room name, in characters.
-pub(crate) const MAX_ROOM: usize = 64;
+const MAX_ROOM: usize = 64;
 /// The longest user name, in characters.
-pub(crate) const MAX_NAME: usize = 32;
+const MAX_NAME: usize = 32;
 /// The longest message, in characters.
-pub(crate) const MAX_TEXT: usize = 500;
+const MAX_TEXT: usize = 500;
 
 /// The page and its script, built into the binary.
 const PAGE: &str = include_str!("../static/index.html");
@@ -117,13 +117,12 @@ fn on_connect(socket: SocketRef, io: Io, Extension(member): Extension<Member>) {
     // the cluster (only this one with the in-memory adapter).
     socket.on(
         "online",
-        async |io: Io, Extension(member): Extension<Member>, ack: AckSender| match io
-            .to(member.room)
-            .fetch_sockets()
-            .await
-        {
-            Ok(sockets) => ack.send(&sockets.len()),
-            Err(err) => ack.send(&json!({ "error": err.to_string() })),
+        async |io: Io, Extension(member): Extension<Member>, ack: AckSender| {
+            let sockets = io.to(member.room).fetch_sockets().await;
+            match sockets {
+                Ok(sockets) => ack.send(&sockets.len()),
+                Err(err) => ack.send(&json!({ "error": err.to_string() })),
+            }
         },
     );
 
