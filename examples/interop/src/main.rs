@@ -176,12 +176,17 @@ fn check_token(Data(auth): Data<Value>) -> Result<(), ConnectRefusal> {
     }
 }
 
-fn socketio(redis: Option<&RedisAdapter>) -> (ferrio::SocketIoLayer, Io) {
+fn socketio(redis: Option<&RedisAdapter>, monitor: &Monitor) -> (ferrio::SocketIoLayer, Io) {
     let path = std::env::var("SIO_PATH").unwrap_or_else(|_| "/socket.io/".to_owned());
     let mut builder = Io::builder()
         .path(path)
         .cors(Cors::any_origin())
         .parser(parser_from_env());
+    #[cfg(feature = "metrics")]
+    {
+        builder = builder.observe(monitor.metrics.clone());
+    }
+    let _ = monitor;
     if let Some(interval) = millis_from_env("PING_INTERVAL_MS") {
         builder = builder.ping_interval(interval);
     }
@@ -349,6 +354,33 @@ async fn disconnect(io: Io, body: Result<Json<DisconnectRequest>, JsonRejection>
     }
 }
 
+/// What watches the server: the Prometheus metrics (feature `metrics`).
+struct Monitor {
+    #[cfg(feature = "metrics")]
+    metrics: ferrio::metrics::Metrics,
+}
+
+impl Monitor {
+    /// Adds `GET /metrics` when the metrics are built in.
+    fn routes(&self, app: Router) -> Router {
+        #[cfg(feature = "metrics")]
+        let app = {
+            let metrics = self.metrics.clone();
+            app.route(
+                "/metrics",
+                get(move |io: Io| async move {
+                    let content_type = ferrio::metrics::Metrics::CONTENT_TYPE;
+                    (
+                        [(axum::http::header::CONTENT_TYPE, content_type)],
+                        metrics.render(&io),
+                    )
+                }),
+            )
+        };
+        app
+    }
+}
+
 #[tokio::main]
 async fn main() {
     serve::init_tracing();
@@ -362,7 +394,11 @@ async fn main() {
         },
         _ => None,
     };
-    let (layer, io) = socketio(redis.as_ref());
+    let monitor = Monitor {
+        #[cfg(feature = "metrics")]
+        metrics: ferrio::metrics::Metrics::new(),
+    };
+    let (layer, io) = socketio(redis.as_ref(), &monitor);
     if let Err(e) = io.ready().await {
         exit_with(&format!("the adapter did not start: {e}"));
     }
@@ -372,7 +408,7 @@ async fn main() {
         .route("/sockets", get(sockets))
         .route("/disconnect", post(disconnect))
         .route("/server-emit", post(server_emit))
-        .route("/cluster", get(move |io: Io| cluster(io, redis.clone())))
-        .layer(layer);
+        .route("/cluster", get(move |io: Io| cluster(io, redis.clone())));
+    let app = monitor.routes(app).layer(layer);
     serve::run("interop", app, move || async move { io.close().await }).await;
 }
