@@ -143,7 +143,7 @@ pub use ferrio_engine::{
     Transport,
 };
 pub use handler::ConnectHandler;
-pub use io::Io;
+pub use io::{Io, WeakIo};
 pub use layer::{SocketIoLayer, SocketIoService};
 pub use namespace::NamespaceRef;
 pub use observe::Observer;

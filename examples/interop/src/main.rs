@@ -186,7 +186,9 @@ fn socketio(redis: Option<&RedisAdapter>, monitor: &Monitor) -> (ferrio::SocketI
     {
         builder = builder.observe(monitor.metrics.clone());
     }
-    let _ = monitor;
+    if let Some(admin) = &monitor.admin {
+        builder = builder.observe(admin.observer());
+    }
     if let Some(interval) = millis_from_env("PING_INTERVAL_MS") {
         builder = builder.ping_interval(interval);
     }
@@ -202,6 +204,9 @@ fn socketio(redis: Option<&RedisAdapter>, monitor: &Monitor) -> (ferrio::SocketI
     }
     let (layer, io) = builder.build_layer();
     io.ns("/", on_root);
+    if let Some(admin) = &monitor.admin {
+        admin.serve(&io);
+    }
     // Server-side events from the other servers of the cluster: `ping` is answered with
     // its argument, so a test can check server-to-server acks in both directions.
     io.on_server_event("ping", |args: Payload, ack: ServerAck| {
@@ -358,11 +363,50 @@ async fn disconnect(io: Io, body: Result<Json<DisconnectRequest>, JsonRejection>
 struct Monitor {
     #[cfg(feature = "metrics")]
     metrics: ferrio::metrics::Metrics,
+    /// `ADMIN=1`: the `@socket.io/admin-ui` protocol on `/admin`.
+    admin: Option<ferrio_admin::AdminUi>,
+}
+
+/// The built Admin UI of the npm package `@socket.io/admin-ui`, installed by the
+/// end-to-end tests' `npm ci`; `ADMIN_UI_DIR` points elsewhere.
+const ADMIN_UI_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/e2e/node_modules/@socket.io/admin-ui/ui/dist"
+);
+
+/// The Admin UI server of `ADMIN=1`: user `admin`, password `admin-pass`, development mode,
+/// not read-only.
+fn admin_from_env() -> Option<ferrio_admin::AdminUi> {
+    if !std::env::var("ADMIN").is_ok_and(|v| v == "1") {
+        return None;
+    }
+    // A low cost: this demo's password is public anyway, and debug builds hash slowly.
+    let hash = match bcrypt::hash("admin-pass", 6) {
+        Ok(hash) => hash,
+        Err(e) => exit_with(&format!("cannot hash the admin password: {e}")),
+    };
+    let mut admin = ferrio_admin::AdminUi::builder()
+        .basic_auth("admin", hash)
+        .mode(ferrio_admin::Mode::Development);
+    if std::env::var("ADMIN_READONLY").is_ok_and(|v| v == "1") {
+        admin = admin.readonly(true);
+    }
+    if let Some(interval) = millis_from_env("ADMIN_STATS_MS") {
+        admin = admin.stats_interval(interval);
+    }
+    Some(admin.build())
 }
 
 impl Monitor {
-    /// Adds `GET /metrics` when the metrics are built in.
+    /// Adds `GET /metrics` when the metrics are built in, and with `ADMIN=1` the Admin UI
+    /// under `/admin-ui/`.
     fn routes(&self, app: Router) -> Router {
+        let app = if self.admin.is_some() {
+            let dir = std::env::var("ADMIN_UI_DIR").unwrap_or_else(|_| ADMIN_UI_DIR.to_owned());
+            app.nest_service("/admin-ui", tower_http::services::ServeDir::new(dir))
+        } else {
+            app
+        };
         #[cfg(feature = "metrics")]
         let app = {
             let metrics = self.metrics.clone();
@@ -397,6 +441,7 @@ async fn main() {
     let monitor = Monitor {
         #[cfg(feature = "metrics")]
         metrics: ferrio::metrics::Metrics::new(),
+        admin: admin_from_env(),
     };
     let (layer, io) = socketio(redis.as_ref(), &monitor);
     if let Err(e) = io.ready().await {
