@@ -3,8 +3,9 @@
 #   formatting, clippy, every Rust test, the fuzz harness for a bounded number of cases,
 #   the end-to-end tests that drive the example servers with the official npm clients and
 #   with the Python client python-socketio, and a smoke run of the benchmark harness.
-# It installs and starts what the tests need: the npm packages of tests/e2e and of the Node.js
-# benchmark peer, a Python virtualenv
+# It installs and starts what the tests need: the npm packages of tests/e2e (the Admin UI and
+# playwright-core among them) and of the Node.js
+# benchmark peer, Debian's Chromium for the Admin UI browser test, a Python virtualenv
 # in tests/e2e/.venv (tests/e2e/requirements.txt), and Redis when nothing answers on
 # 127.0.0.1:6379.
 set -euo pipefail
@@ -15,6 +16,11 @@ step() { printf '\n==> %s\n' "$*"; }
 step "npm packages for the end-to-end tests"
 if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]; then
   (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+step "Chromium for the Admin UI browser test (tests/e2e/admin-browser.test.mjs)"
+if [ -z "${CHROMIUM_BIN:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq && apt-get install -y -qq chromium
 fi
 
 step "Redis on 127.0.0.1:6379"

@@ -130,7 +130,10 @@ impl Observer for AdminObserver {
 
 /// Counts per second and type, handed to the UI (and cleared) with each statistics packet.
 #[derive(Default)]
-pub(crate) struct EventBuffer(Mutex<HashMap<(u64, &'static str, Option<&'static str>), u64>>);
+pub(crate) struct EventBuffer(Mutex<HashMap<EventKey, u64>>);
+
+/// The second (in milliseconds since the epoch), the type and the sub-type of a count.
+type EventKey = (u64, &'static str, Option<&'static str>);
 
 impl EventBuffer {
     pub(crate) fn push(&self, kind: &'static str, sub: Option<&'static str>, count: u64) {
