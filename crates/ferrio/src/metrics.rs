@@ -11,7 +11,7 @@
 //! let metrics = Metrics::new();
 //! let (layer, io) = Io::builder().observe(metrics.clone()).build_layer();
 //! let text = metrics.render(&io); // serve it on GET /metrics, as Metrics::CONTENT_TYPE
-//! assert!(text.contains("socket_io_connect_total"));
+//! assert!(text.contains("engine_io_upgrades_total 0"));
 //! # let _ = layer;
 //! ```
 
