@@ -2,11 +2,12 @@
 # The whole test suite, as CI runs it (.ci/run calls this script):
 #   formatting, clippy, every Rust test, the fuzz harness for a bounded number of cases,
 #   the end-to-end tests that drive the example servers with the official npm clients, with
-#   the Python client python-socketio and (the chat example's page) with headless Chromium,
-#   and a smoke run of the benchmark harness.
-# It installs and starts what the tests need: the npm packages of tests/e2e, of the chat
-# example (its browser client) and of the Node.js benchmark peer, Debian's Chromium for the
-# browser test when /usr/bin/chromium is missing, a Python virtualenv
+#   the Python client python-socketio and with headless Chromium (the chat example's page and
+#   the Admin UI), and a smoke run of the benchmark harness.
+# It installs and starts what the tests need: the npm packages of tests/e2e (the Admin UI and
+# playwright-core among them), of the chat example (its browser client) and of the Node.js
+# benchmark peer, Debian's Chromium for the browser tests when /usr/bin/chromium is missing,
+# a Python virtualenv
 # in tests/e2e/.venv (tests/e2e/requirements.txt), and Redis when nothing answers on
 # 127.0.0.1:6379.
 set -euo pipefail
@@ -24,7 +25,7 @@ if [ ! -d examples/chat/node_modules ] || [ examples/chat/package-lock.json -nt 
   (cd examples/chat && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-step "Chromium for the browser test"
+step "Chromium for the browser tests"
 if [ ! -x /usr/bin/chromium ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -34,6 +34,9 @@ pub(crate) struct Engine {
     pub(crate) slots: SessionSlots,
     /// Present when `max_handshakes_per_second` is set.
     handshake_rate: Option<HandshakeRate>,
+    /// Counters for monitoring (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub(crate) stats: crate::stats::EngineStats,
 }
 
 impl Drop for Engine {
@@ -78,6 +81,8 @@ impl Engine {
             sessions: RwLock::new(HashMap::new()),
             watchdog: Arc::default(),
             slots: SessionSlots::default(),
+            #[cfg(feature = "metrics")]
+            stats: crate::stats::EngineStats::default(),
             handshake_rate,
         })
     }

@@ -30,6 +30,12 @@ pub trait EngineHandler: Send + Sync + 'static {
         let _ = socket;
     }
 
+    /// The session moved from HTTP long-polling to WebSocket (an upgrade completed). Does
+    /// nothing unless overridden.
+    fn on_upgrade(&self, socket: &Socket) {
+        let _ = socket;
+    }
+
     /// The client sent a message.
     fn on_message(&self, socket: &Socket, message: Message);
 

@@ -129,6 +129,8 @@ mod polling;
 mod service;
 mod sid;
 mod socket;
+#[cfg(feature = "metrics")]
+mod stats;
 mod utf8;
 mod websocket;
 
@@ -144,6 +146,8 @@ pub use service::{
 };
 pub use sid::{InvalidSid, Sid, SidPrefix};
 pub use socket::Socket;
+#[cfg(feature = "metrics")]
+pub use stats::EngineStatsSnapshot;
 pub use utf8::Utf8Bytes;
 
 // The code of the guides compiles as part of the test suite.

@@ -59,6 +59,18 @@ impl Frame {
 pub struct PreparedMessage(pub(crate) Frame);
 
 impl PreparedMessage {
+    /// Its size in bytes, as it counts in a session's outbound budget.
+    pub fn len(&self) -> usize {
+        usize::try_from(self.0.len()).unwrap_or(usize::MAX)
+    }
+
+    /// Whether it holds no byte.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl PreparedMessage {
     /// A text message (the `4` packet type is added here, once).
     pub fn text(text: &str) -> Self {
         let mut packet = String::with_capacity(text.len() + 1);

@@ -39,6 +39,12 @@ impl EngineIo {
         self.0.sockets()
     }
 
+    /// The engine's monitoring counters since it started (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub fn stats(&self) -> crate::EngineStatsSnapshot {
+        self.0.stats.snapshot()
+    }
+
     /// The number of open sessions.
     pub fn len(&self) -> usize {
         self.0.len()

@@ -210,6 +210,8 @@ impl Session {
             return Admitted::AtLimit { listed };
         }
         state.pushed += len;
+        #[cfg(feature = "metrics")]
+        self.engine.stats.queued(unsent);
         if unsent > limits.budget && !state.watched {
             state.watched = true;
             return Admitted::OverBudget;
@@ -278,6 +280,8 @@ impl Session {
             unsent
         };
         let limits = &self.engine.config.outbound;
+        #[cfg(feature = "metrics")]
+        self.engine.stats.slow_client_closed();
         match why {
             Slow::Stalled => tracing::warn!(
                 sid = %self.sid,

@@ -244,6 +244,9 @@ fn probe(session: &Arc<Session>, mut ws: Ws) -> impl Future<Output = ()> {
                 && switch_to_websocket(session)
             {
                 tracing::debug!(sid = %session.sid, "engine.io session upgraded");
+                #[cfg(feature = "metrics")]
+                session.engine.stats.upgraded();
+                session.dispatch(|handler, socket| handler.on_upgrade(socket));
                 return run(session, ws, Heartbeat::Elsewhere).await;
             }
         }

@@ -13,6 +13,7 @@ use crate::client::SocketIoHandler;
 use crate::handler::{Guarded, IntoNamespaceHandler};
 use crate::io::Io;
 use crate::layer::{SocketIoLayer, SocketIoService};
+use crate::observe::{Observer, Observers};
 use crate::parser::Parser;
 use crate::rate_limit::{EventLimiter, RateLimit};
 use crate::registry::Registry;
@@ -41,6 +42,7 @@ pub struct IoBuilder {
     recovery: Option<Recovery>,
     state: http::Extensions,
     adapter: AdapterFactory,
+    observers: Vec<Arc<dyn Observer>>,
 }
 
 impl Default for IoBuilder {
@@ -56,6 +58,7 @@ impl Default for IoBuilder {
             recovery: None,
             state: http::Extensions::new(),
             adapter: Arc::new(|ctx| Arc::new(LocalAdapter::new(ctx))),
+            observers: Vec::new(),
         }
     }
 }
@@ -241,6 +244,14 @@ impl IoBuilder {
         self
     }
 
+    /// Adds an [`Observer`]: it is told of connects, disconnects, rooms joined and left,
+    /// events in and out, upgrades (metrics, the Admin UI...). Default: none, and a server
+    /// without observers does not prepare anything for them.
+    pub fn observe(mut self, observer: impl Observer) -> Self {
+        self.observers.push(Arc::new(observer));
+        self
+    }
+
     fn build(self) -> (EngineIoLayer, Io) {
         let shared = Arc::new(Shared {
             parser: self.parser,
@@ -252,6 +263,7 @@ impl IoBuilder {
             recovery: self.recovery,
             state: self.state,
             adapter: self.adapter,
+            observers: Observers::new(self.observers),
         });
         let server = Arc::new(Server {
             shared,

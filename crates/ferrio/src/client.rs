@@ -160,7 +160,7 @@ impl SocketIoHandler {
         close_connection(engine, DisconnectReason::ParseError);
     }
 
-    fn handle(&self, engine: &EngineSocket, client: &Client, packet: Incoming) {
+    fn handle(&self, engine: &EngineSocket, client: &Client, packet: Incoming, bytes: usize) {
         let (nsp, inbound) = match packet {
             Incoming::Connect { nsp, auth } => {
                 return connect(&self.server, engine, client, nsp.into_owned(), auth);
@@ -175,7 +175,15 @@ impl SocketIoHandler {
             Incoming::Ack { nsp, id, args } => (nsp, Inbound::Ack { id, args }),
         };
         match client.socket(&nsp) {
-            Some(socket) => socket.receive(inbound),
+            Some(socket) => {
+                let observers = &self.server.shared.observers;
+                if let (false, Inbound::Event { event, args, .. }) =
+                    (observers.is_empty(), &inbound)
+                {
+                    observers.each(|o| o.event_received(&socket, event, args, bytes));
+                }
+                socket.receive(inbound)
+            }
             None => self.parse_error(engine, &"a packet for a namespace not joined"),
         }
     }
@@ -213,6 +221,11 @@ impl EngineHandler for SocketIoHandler {
         let Some(client) = engine.attached::<Client>() else {
             return;
         };
+        // As an Engine.IO packet, like the frames the server queues: the `4` counts.
+        let bytes = match &message {
+            Message::Text(text) => text.len() + 1,
+            Message::Binary(data) => data.len(),
+        };
         let decoded = {
             let mut state = client.state();
             if state.closed {
@@ -224,9 +237,24 @@ impl EngineHandler for SocketIoHandler {
                 .decode(message, &mut state.pending)
         };
         match decoded {
-            Ok(Some(packet)) => self.handle(engine, client, packet),
+            Ok(Some(packet)) => self.handle(engine, client, packet, bytes),
             Ok(None) => {}
             Err(e) => self.parse_error(engine, &e),
+        }
+    }
+
+    fn on_upgrade(&self, engine: &EngineSocket) {
+        tracing::debug!(sid = %engine.id(), "connection upgraded to websocket");
+        let observers = &self.server.shared.observers;
+        if observers.is_empty() {
+            return;
+        }
+        let Some(client) = engine.attached::<Client>() else {
+            return;
+        };
+        let sockets = client.state().sockets.clone();
+        for socket in &sockets {
+            observers.each(|o| o.transport_upgraded(socket));
         }
     }
 

@@ -52,14 +52,14 @@ pub(crate) fn connect(
             tracing::debug!(sid = %engine.id(), nsp, max_namespaces, "namespace limit reached");
             let message =
                 format!("Too many namespaces: a connection may join at most {max_namespaces}");
-            return refuse(engine, parser, &nsp, &ConnectRefusal::new(message));
+            return refuse(server, engine, &nsp, &ConnectRefusal::new(message));
         }
     }
     let Some(ns) = server.resolve(&nsp) else {
         client.end_connect(&nsp);
         return refuse(
+            server,
             engine,
-            parser,
             &nsp,
             &ConnectRefusal::new("Invalid namespace"),
         );
@@ -73,6 +73,7 @@ pub(crate) fn connect(
     let socket = SocketRef(SocketInner::new(ns.clone(), engine.clone(), auth.clone()));
     let origin = socket.clone();
     let engine = engine.clone();
+    let server = server.clone();
     let skip_middlewares = server
         .shared
         .recovery
@@ -90,7 +91,7 @@ pub(crate) fn connect(
                     if let Some(client) = engine.attached::<Client>() {
                         client.end_connect(&nsp);
                     }
-                    return refuse(&engine, parser, &nsp, &refusal);
+                    return refuse(&server, &engine, &nsp, &refusal);
                 }
                 Recovered::Gone => {
                     ns.end_connect(None);
@@ -107,7 +108,7 @@ pub(crate) fn connect(
                 if let Some(client) = engine.attached::<Client>() {
                     client.end_connect(&nsp);
                 }
-                return refuse(&engine, parser, &nsp, &refusal);
+                return refuse(&server, &engine, &nsp, &refusal);
             }
         }
         socket.0.mark_connected();
@@ -127,6 +128,17 @@ pub(crate) fn connect(
 /// Runs the namespace's connect handler on an admitted socket, then delivers what the
 /// client sent meanwhile.
 fn run_connect_handler(ns: &Arc<Namespace>, socket: &SocketRef) {
+    tracing::info!(
+        sid = %socket.connection_id(),
+        ns = %ns.name,
+        socket = %socket.id(),
+        transport = socket.transport().as_str(),
+        "socket connected"
+    );
+    let observers = &ns.shared.observers;
+    if !observers.is_empty() {
+        observers.each(|o| o.socket_connected(socket));
+    }
     let handler = ns.setup().handler;
     let connected = socket.clone();
     if panic::catch_unwind(AssertUnwindSafe(move || handler(connected))).is_err() {
@@ -251,7 +263,13 @@ async fn recover(
 }
 
 /// Tells the client its CONNECT was refused.
-fn refuse(engine: &EngineSocket, parser: Parser, nsp: &str, refusal: &ConnectRefusal) {
+fn refuse(server: &Server, engine: &EngineSocket, nsp: &str, refusal: &ConnectRefusal) {
+    let observers = &server.shared.observers;
+    if !observers.is_empty() {
+        observers.each(|o| o.connect_refused(nsp, &refusal.message));
+    }
+    tracing::debug!(sid = %engine.id(), nsp, message = %refusal.message, "connect refused");
+    let parser = server.shared.parser;
     match parser.connect_error(nsp, &refusal.message, refusal.data.as_deref()) {
         Ok(packet) => {
             let _ = packet.send(engine);

@@ -171,9 +171,26 @@ impl Io {
         }
     }
 
+    /// A handle that does not keep the server alive ([`WeakIo::upgrade`]), for tasks that
+    /// should end with it.
+    pub fn downgrade(&self) -> WeakIo {
+        WeakIo(Arc::downgrade(&self.0))
+    }
+
     /// A value of the state given to [`IoBuilder::with_state`].
     pub fn state<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
         self.0.shared.state.get::<T>().cloned()
+    }
+}
+
+/// A weak handle to a Socket.IO server ([`Io::downgrade`]).
+#[derive(Clone, Debug)]
+pub struct WeakIo(std::sync::Weak<Server>);
+
+impl WeakIo {
+    /// The server, while something else keeps it alive.
+    pub fn upgrade(&self) -> Option<Io> {
+        self.0.upgrade().map(Io)
     }
 }
 

@@ -91,6 +91,7 @@
 //! |---|---|---|
 //! | `axum` | yes | the [`Io`] extractor for axum handlers |
 //! | `msgpack` | no | `Parser::Msgpack`, compatible with `socket.io-msgpack-parser` |
+//! | `metrics` | no | [`metrics::Metrics`]: Prometheus metrics (an [`Observer`]) |
 
 // Library code never unwraps: peer-controlled data must not be able to panic it.
 #![warn(clippy::unwrap_used)]
@@ -109,7 +110,10 @@ mod connect;
 mod extract;
 pub mod handler;
 mod io;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod namespace;
+pub mod observe;
 mod operators;
 mod rate_limit;
 mod registry;
@@ -139,9 +143,10 @@ pub use ferrio_engine::{
     SidPrefix, Transport,
 };
 pub use handler::ConnectHandler;
-pub use io::Io;
+pub use io::{Io, WeakIo};
 pub use layer::{SocketIoLayer, SocketIoService};
 pub use namespace::NamespaceRef;
+pub use observe::Observer;
 pub use operators::{BroadcastOperator, RemoteSocket};
 pub use parser::Parser;
 pub use payload::{Arg, Payload, PayloadError};

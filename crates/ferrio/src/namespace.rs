@@ -21,6 +21,7 @@ use crate::adapter::{
     LocalSockets, Recipients, RemoteSocketData, Room, ServerAck,
 };
 use crate::handler::Guarded;
+use crate::observe::{Observers, Sent};
 use crate::operators::{BroadcastOperator, operator_entry_points};
 use crate::parser::Parser;
 use crate::payload::Payload;
@@ -60,8 +61,9 @@ impl Namespace {
         let name: Arc<str> = Arc::from(name);
         let ns = Arc::new_cyclic(|weak: &Weak<Namespace>| {
             let sockets = weak.clone() as Weak<dyn LocalSockets>;
-            let ctx =
-                AdapterContext::new(name.clone(), sockets).with_recovery(shared.recovery.clone());
+            let ctx = AdapterContext::new(name.clone(), sockets)
+                .with_recovery(shared.recovery.clone())
+                .with_room_events(!shared.observers.is_empty());
             let adapter = (shared.adapter)(ctx);
             Self {
                 name,
@@ -99,6 +101,9 @@ impl Namespace {
             .get_or_init(|| async {
                 let result = self.adapter.init().await;
                 if let Err(e) = &result {
+                    self.shared
+                        .observers
+                        .each(|o| o.adapter_error(&self.name, e));
                     tracing::error!(ns = %self.name, error = %e, "the adapter failed to start");
                 }
                 result
@@ -240,14 +245,23 @@ impl LocalSockets for Namespace {
 
     fn send(&self, to: Recipients<'_>, packet: &BroadcastPacket, volatile: bool) -> usize {
         let mut sent = 0;
+        let observers = &self.shared.observers;
         // Queueing a packet never calls back into the namespace, so it runs under the lock.
         self.for_each(to, |socket| {
             if volatile && socket.0.engine.buffered() > 0 {
+                if !observers.is_empty() {
+                    observers.each(|o| o.packet_dropped(socket));
+                }
                 return;
             }
             // A socket that cannot take it is closing (the engine logs a slow client once).
             match socket.send_encoded(&packet.encoded) {
-                Ok(()) => sent += 1,
+                Ok(()) => {
+                    sent += 1;
+                    if !observers.is_empty() {
+                        observe_broadcast(observers, socket, packet);
+                    }
+                }
                 Err(e) => {
                     tracing::debug!(socket = %socket.id(), error = %e, "broadcast not queued")
                 }
@@ -287,6 +301,10 @@ impl LocalSockets for Namespace {
         self.for_each(to, |socket| {
             if let Some(ack) = socket.send_asking(packet, id, timeout) {
                 acks.push((socket.id(), ack));
+                let observers = &self.shared.observers;
+                if !observers.is_empty() {
+                    observe_broadcast(observers, socket, packet);
+                }
             }
         });
         acks
@@ -318,6 +336,17 @@ impl LocalSockets for Namespace {
         }
     }
 
+    fn rooms_changed(&self, sid: Sid, rooms: &[Room], joined: bool) {
+        let observers = &self.shared.observers;
+        for room in rooms {
+            if joined {
+                observers.each(|o| o.room_joined(&self.name, room, sid));
+            } else {
+                observers.each(|o| o.room_left(&self.name, room, sid));
+            }
+        }
+    }
+
     fn server_event(&self, event: &str, args: Payload, ack: ServerAck) {
         let handler = {
             let handlers = self.server_events.read().unwrap_or_else(|e| e.into_inner());
@@ -334,6 +363,16 @@ impl LocalSockets for Namespace {
             tracing::error!(ns = %self.name, event, "a server-side event handler panicked");
         }
     }
+}
+
+/// Tells the observers about a broadcast packet queued for `socket`.
+fn observe_broadcast(observers: &Observers, socket: &SocketRef, packet: &BroadcastPacket) {
+    let sent = Sent {
+        event: packet.event(),
+        bytes: packet.encoded.len(),
+        args: &|| packet.args().ok(),
+    };
+    observers.each(|o| o.event_sent(socket, &sent));
 }
 
 impl fmt::Debug for Namespace {

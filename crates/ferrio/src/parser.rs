@@ -55,6 +55,14 @@ impl Encoded {
         Self::Many(prepared.into())
     }
 
+    /// Its size on the wire, attachments included.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::One(message) => message.len(),
+            Self::Many(messages) => messages.iter().map(PreparedMessage::len).sum(),
+        }
+    }
+
     pub(crate) fn send(&self, socket: &EngineSocket) -> Result<(), SendError<()>> {
         match self {
             Self::One(message) => socket.send_prepared(message),

@@ -10,6 +10,7 @@ use ferrio_engine::WeakEngineIo;
 use crate::adapter::{Adapter, AdapterContext, Recovery};
 use crate::handler::Guarded;
 use crate::namespace::Namespace;
+use crate::observe::Observers;
 use crate::parser::Parser;
 use crate::rate_limit::EventLimiter;
 use crate::registry::Registry;
@@ -31,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) recovery: Option<Recovery>,
     pub(crate) state: http::Extensions,
     pub(crate) adapter: AdapterFactory,
+    /// Who watches the server ([`IoBuilder::observe`](crate::IoBuilder::observe)).
+    pub(crate) observers: Observers,
 }
 
 pub(crate) struct Server {

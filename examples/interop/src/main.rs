@@ -226,12 +226,23 @@ impl Redis {
     }
 }
 
-fn socketio(redis: Option<&Redis>, forwarding: Option<&Forwarding>) -> (ferrio::SocketIoLayer, Io) {
+fn socketio(
+    redis: Option<&Redis>,
+    forwarding: Option<&Forwarding>,
+    monitor: &Monitor,
+) -> (ferrio::SocketIoLayer, Io) {
     let path = sio_path();
     let mut builder = Io::builder()
         .path(path)
         .cors(Cors::any_origin())
         .parser(parser_from_env());
+    #[cfg(feature = "metrics")]
+    {
+        builder = builder.observe(monitor.metrics.clone());
+    }
+    if let Some(admin) = &monitor.admin {
+        builder = builder.observe(admin.observer());
+    }
     if let Some(interval) = millis_from_env("PING_INTERVAL_MS") {
         builder = builder.ping_interval(interval);
     }
@@ -253,6 +264,9 @@ fn socketio(redis: Option<&Redis>, forwarding: Option<&Forwarding>) -> (ferrio::
     }
     let (layer, io) = builder.build_layer();
     io.ns("/", on_root);
+    if let Some(admin) = &monitor.admin {
+        admin.serve(&io);
+    }
     // Server-side events from the other servers of the cluster: `ping` is answered with
     // its argument, so a test can check server-to-server acks in both directions.
     io.on_server_event("ping", |args: Payload, ack: ServerAck| {
@@ -406,6 +420,72 @@ async fn disconnect(io: Io, body: Result<Json<DisconnectRequest>, JsonRejection>
     }
 }
 
+/// What watches the server: the Prometheus metrics (feature `metrics`).
+struct Monitor {
+    #[cfg(feature = "metrics")]
+    metrics: ferrio::metrics::Metrics,
+    /// `ADMIN=1`: the `@socket.io/admin-ui` protocol on `/admin`.
+    admin: Option<ferrio_admin::AdminUi>,
+}
+
+/// The built Admin UI of the npm package `@socket.io/admin-ui`, installed by the
+/// end-to-end tests' `npm ci`; `ADMIN_UI_DIR` points elsewhere.
+const ADMIN_UI_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/e2e/node_modules/@socket.io/admin-ui/ui/dist"
+);
+
+/// The Admin UI server of `ADMIN=1`: user `admin`, password `admin-pass`, development mode,
+/// not read-only.
+fn admin_from_env() -> Option<ferrio_admin::AdminUi> {
+    if !std::env::var("ADMIN").is_ok_and(|v| v == "1") {
+        return None;
+    }
+    // A low cost: this demo's password is public anyway, and debug builds hash slowly.
+    let hash = match bcrypt::hash("admin-pass", 6) {
+        Ok(hash) => hash,
+        Err(e) => exit_with(&format!("cannot hash the admin password: {e}")),
+    };
+    let mut admin = ferrio_admin::AdminUi::builder()
+        .basic_auth("admin", hash)
+        .mode(ferrio_admin::Mode::Development);
+    if std::env::var("ADMIN_READONLY").is_ok_and(|v| v == "1") {
+        admin = admin.readonly(true);
+    }
+    if let Some(interval) = millis_from_env("ADMIN_STATS_MS") {
+        admin = admin.stats_interval(interval);
+    }
+    Some(admin.build())
+}
+
+impl Monitor {
+    /// Adds `GET /metrics` when the metrics are built in, and with `ADMIN=1` the Admin UI
+    /// under `/admin-ui/`.
+    fn routes(&self, app: Router) -> Router {
+        let app = if self.admin.is_some() {
+            let dir = std::env::var("ADMIN_UI_DIR").unwrap_or_else(|_| ADMIN_UI_DIR.to_owned());
+            app.nest_service("/admin-ui", tower_http::services::ServeDir::new(dir))
+        } else {
+            app
+        };
+        #[cfg(feature = "metrics")]
+        let app = {
+            let metrics = self.metrics.clone();
+            app.route(
+                "/metrics",
+                get(move |io: Io| async move {
+                    let content_type = ferrio::metrics::Metrics::CONTENT_TYPE;
+                    (
+                        [(axum::http::header::CONTENT_TYPE, content_type)],
+                        metrics.render(&io),
+                    )
+                }),
+            )
+        };
+        app
+    }
+}
+
 #[tokio::main]
 async fn main() {
     serve::init_tracing();
@@ -432,7 +512,12 @@ async fn main() {
     let forwarding = redis
         .as_ref()
         .map(|redis| redis.forwarding(advertise_addr(port)));
-    let (layer, io) = socketio(redis.as_ref(), forwarding.as_ref());
+    let monitor = Monitor {
+        #[cfg(feature = "metrics")]
+        metrics: ferrio::metrics::Metrics::new(),
+        admin: admin_from_env(),
+    };
+    let (layer, io) = socketio(redis.as_ref(), forwarding.as_ref(), &monitor);
     if let Err(e) = io.ready().await {
         exit_with(&format!("the adapter did not start: {e}"));
     }
@@ -448,8 +533,8 @@ async fn main() {
         .route("/sockets", get(sockets))
         .route("/disconnect", post(disconnect))
         .route("/server-emit", post(server_emit))
-        .route("/cluster", get(move |io: Io| cluster(io, redis.clone())))
-        .layer(layer);
+        .route("/cluster", get(move |io: Io| cluster(io, redis.clone())));
+    let app = monitor.routes(app).layer(layer);
     let app = match &forwarding {
         // Outermost, so it sees requests for other nodes' sessions first.
         Some(forwarding) => app.layer(forwarding.layer(&sio_path())),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ferrio_engine::Sid;
 
-use super::{BroadcastPacket, Recovery, RemoteSocketData, ServerAck};
+use super::{BroadcastPacket, Recovery, RemoteSocketData, Room, ServerAck};
 use crate::ack::AckFuture;
 use crate::parser::Parser;
 use crate::payload::Payload;
@@ -67,6 +67,12 @@ pub trait LocalSockets: Send + Sync + 'static {
 
     /// Runs this server's handler of a server-side event another server emitted.
     fn server_event(&self, event: &str, args: Payload, ack: ServerAck);
+
+    /// The socket `sid` joined (`joined`) or left `rooms`, as the adapter's room index saw
+    /// it. Called only when [`AdapterContext::room_events`] is on. Does nothing by default.
+    fn rooms_changed(&self, sid: Sid, rooms: &[Room], joined: bool) {
+        let _ = (sid, rooms, joined);
+    }
 }
 
 /// What an adapter knows of its namespace: its name, and the [`LocalSockets`] of this
@@ -77,6 +83,7 @@ pub struct AdapterContext {
     name: Arc<str>,
     sockets: Weak<dyn LocalSockets>,
     recovery: Option<Recovery>,
+    room_events: bool,
 }
 
 impl AdapterContext {
@@ -86,6 +93,30 @@ impl AdapterContext {
             name: name.into(),
             sockets,
             recovery: None,
+            room_events: false,
+        }
+    }
+
+    /// The same context, for a server that wants to hear of rooms joined and left
+    /// ([`rooms_changed`](Self::rooms_changed)).
+    pub fn with_room_events(mut self, on: bool) -> Self {
+        self.room_events = on;
+        self
+    }
+
+    /// Whether the server wants to hear of rooms joined and left: an adapter that keeps a
+    /// room index then reports its changes with [`rooms_changed`](Self::rooms_changed).
+    pub fn room_events(&self) -> bool {
+        self.room_events
+    }
+
+    /// Reports that socket `sid` joined (`joined`) or left `rooms`; nothing when
+    /// [`room_events`](Self::room_events) is off or the namespace is gone.
+    pub fn rooms_changed(&self, sid: Sid, rooms: &[Room], joined: bool) {
+        if self.room_events && !rooms.is_empty() {
+            if let Some(sockets) = self.sockets() {
+                sockets.rooms_changed(sid, rooms, joined);
+            }
         }
     }
 

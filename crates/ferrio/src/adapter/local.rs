@@ -35,33 +35,39 @@ struct RoomIndex {
 }
 
 impl RoomIndex {
-    fn add(&mut self, sid: Sid, room: &Room) {
+    /// Adds `sid` to `room`; true if it was not in it.
+    fn add(&mut self, sid: Sid, room: &Room) -> bool {
         if room.as_ref() == sid.as_str() {
-            return; // its own room is implicit
+            return false; // its own room is implicit
         }
         self.rooms.entry(room.clone()).or_default().insert(sid);
-        self.sockets.entry(sid).or_default().insert(room.clone());
+        self.sockets.entry(sid).or_default().insert(room.clone())
     }
 
-    fn remove(&mut self, sid: Sid, room: &str) {
+    /// Removes `sid` from `room`; true if it was in it.
+    fn remove(&mut self, sid: Sid, room: &str) -> bool {
         if let Some(set) = self.rooms.get_mut(room) {
             set.remove(&sid);
             if set.is_empty() {
                 self.rooms.remove(room);
             }
         }
+        let mut was_in = false;
         if let Some(set) = self.sockets.get_mut(&sid) {
-            set.remove(room);
+            was_in = set.remove(room);
             if set.is_empty() {
                 self.sockets.remove(&sid);
             }
         }
+        was_in
     }
 
-    fn remove_all(&mut self, sid: Sid) {
+    /// Removes `sid` from every room; the rooms it was in.
+    fn remove_all(&mut self, sid: Sid) -> Vec<Room> {
         let Some(rooms) = self.sockets.remove(&sid) else {
-            return;
+            return Vec::new();
         };
+        let mut left = Vec::with_capacity(rooms.len());
         for room in rooms {
             if let Some(set) = self.rooms.get_mut(&room) {
                 set.remove(&sid);
@@ -69,7 +75,9 @@ impl RoomIndex {
                     self.rooms.remove(&room);
                 }
             }
+            left.push(room);
         }
+        left
     }
 
     /// Whether the socket is in one of `rooms` (its id names its own room).
@@ -226,20 +234,35 @@ impl Adapter for LocalAdapter {
             store.joined(sid);
         }
         let mut index = self.index_mut();
-        for room in rooms {
-            index.add(sid, room);
+        if !self.ctx.room_events() {
+            for room in rooms {
+                index.add(sid, room);
+            }
+            return;
         }
+        let joined: Vec<Room> = rooms
+            .iter()
+            .filter(|room| index.add(sid, room))
+            .cloned()
+            .collect();
+        drop(index);
+        self.ctx.rooms_changed(sid, &joined, true);
     }
 
     fn del(&self, sid: Sid, room: &str) {
-        self.index_mut().remove(sid, room);
+        let was_in = self.index_mut().remove(sid, room);
+        if was_in && self.ctx.room_events() {
+            self.ctx
+                .rooms_changed(sid, &[Room::from(room.to_owned())], false);
+        }
     }
 
     fn del_all(&self, sid: Sid) {
         if let Some(mut store) = self.sessions() {
             store.left(sid);
         }
-        self.index_mut().remove_all(sid);
+        let left = self.index_mut().remove_all(sid);
+        self.ctx.rooms_changed(sid, &left, false);
     }
 
     fn socket_rooms(&self, sid: Sid) -> Vec<Room> {

@@ -80,7 +80,17 @@ impl SocketRef {
             *listeners = Listeners::default();
             hook
         };
-        tracing::debug!(ns = self.ns(), socket = %self.id(), %reason, "socket disconnected");
+        tracing::info!(
+            sid = %self.connection_id(),
+            ns = self.ns(),
+            socket = %self.id(),
+            %reason,
+            "socket disconnected"
+        );
+        let observers = &self.0.ns.shared.observers;
+        if !observers.is_empty() {
+            observers.each(|o| o.socket_disconnected(self, reason));
+        }
         if let Some(hook) = disconnect {
             self.call_hook("disconnect", || hook(self.clone(), reason));
         }

@@ -238,7 +238,9 @@ impl SocketRef {
         }
         let packet = self.0.ns.parser().event(self.ns(), None, event, args)?;
         self.notify_outgoing(event, args);
-        Ok(packet.send(&self.0.engine)?)
+        packet.send(&self.0.engine)?;
+        self.observe_sent(event, &packet, args);
+        Ok(())
     }
 
     /// Emits `event` with one argument and waits for the client's acknowledgement (see
@@ -259,9 +261,27 @@ impl SocketRef {
         };
         self.notify_outgoing(event, args);
         match packet.send(&self.0.engine) {
-            Ok(()) => ack,
+            Ok(()) => {
+                self.observe_sent(event, &packet, args);
+                ack
+            }
             Err(e) => AckFuture::failed(e.into()),
         }
+    }
+
+    /// Tells the observers about an event queued for this socket.
+    #[inline]
+    fn observe_sent<A: Serialize + ?Sized>(&self, event: &str, packet: &Encoded, args: &A) {
+        let observers = &self.0.ns.shared.observers;
+        if observers.is_empty() {
+            return;
+        }
+        let sent = crate::observe::Sent {
+            event,
+            bytes: packet.len(),
+            args: &|| Payload::from_args(args).ok(),
+        };
+        observers.each(|o| o.event_sent(self, &sent));
     }
 
     /// Queues a packet encoded once for many sockets.

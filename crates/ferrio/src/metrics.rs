@@ -1,0 +1,265 @@
+//! Prometheus metrics (feature `metrics`): an [`Observer`] that counts, and renders the
+//! counts in the Prometheus text format (version 0.0.4).
+//!
+//! The Socket.IO names are those of the npm package `socket.io-prometheus-metrics`, with a
+//! `namespace` label; the Engine.IO figures are read from the engine when rendering.
+//!
+//! ```
+//! use ferrio::Io;
+//! use ferrio::metrics::Metrics;
+//!
+//! let metrics = Metrics::new();
+//! let (layer, io) = Io::builder().observe(metrics.clone()).build_layer();
+//! let text = metrics.render(&io); // serve it on GET /metrics, as Metrics::CONTENT_TYPE
+//! assert!(text.contains("engine_io_upgrades_total 0"));
+//! # let _ = layer;
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use ferrio_engine::Transport;
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::adapter::AdapterError;
+use crate::error::DisconnectReason;
+use crate::io::Io;
+use crate::observe::{Observer, Sent};
+use crate::payload::Payload;
+use crate::socket::SocketRef;
+
+/// Prometheus metrics of one server. Register it with
+/// [`IoBuilder::observe`](crate::IoBuilder::observe) (a clone: clones share their counts),
+/// and serve [`render`](Self::render).
+///
+/// | metric | type | labels |
+/// |---|---|---|
+/// | `socket_io_connected` | gauge | `namespace` |
+/// | `socket_io_connect_total` | counter | `namespace` |
+/// | `socket_io_disconnect_total` | counter | `namespace` |
+/// | `socket_io_events_received_total` | counter | `namespace` |
+/// | `socket_io_events_sent_total` | counter | `namespace` |
+/// | `socket_io_recv_bytes` | counter | `namespace` |
+/// | `socket_io_transmit_bytes` | counter | `namespace` |
+/// | `socket_io_errors_total` | counter (refused connects) | `namespace` |
+/// | `socket_io_volatile_dropped_total` | counter | `namespace` |
+/// | `socket_io_adapter_errors_total` | counter | `namespace` |
+/// | `engine_io_sessions` | gauge | `transport` (`polling`, `websocket`) |
+/// | `engine_io_upgrades_total` | counter | |
+/// | `engine_io_slow_client_closes_total` | counter | |
+/// | `engine_io_outbound_high_water_bytes` | gauge | |
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+struct Inner {
+    registry: Registry,
+    connected: IntGaugeVec,
+    connects: IntCounterVec,
+    disconnects: IntCounterVec,
+    received: IntCounterVec,
+    sent: IntCounterVec,
+    recv_bytes: IntCounterVec,
+    transmit_bytes: IntCounterVec,
+    errors: IntCounterVec,
+    dropped: IntCounterVec,
+    adapter_errors: IntCounterVec,
+    sessions: IntGaugeVec,
+    upgrades: IntCounter,
+    slow_closes: IntCounter,
+    high_water: IntGauge,
+}
+
+fn by_namespace(name: &str, help: &str) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), &["namespace"])
+        .expect("a valid metric name and label")
+}
+
+impl Metrics {
+    /// The content type of [`render`](Self::render)'s text.
+    pub const CONTENT_TYPE: &'static str = "text/plain; version=0.0.4";
+
+    /// Metrics in a registry of their own.
+    pub fn new() -> Self {
+        Self::with_registry(Registry::new())
+    }
+
+    /// Metrics registered in `registry` (which may hold the application's own).
+    ///
+    /// # Panics
+    /// If `registry` already holds metrics of these names.
+    pub fn with_registry(registry: Registry) -> Self {
+        let inner = Inner {
+            connected: IntGaugeVec::new(
+                Opts::new("socket_io_connected", "Sockets connected now"),
+                &["namespace"],
+            )
+            .expect("a valid metric name and label"),
+            connects: by_namespace("socket_io_connect_total", "Sockets admitted"),
+            disconnects: by_namespace("socket_io_disconnect_total", "Sockets that left"),
+            received: by_namespace(
+                "socket_io_events_received_total",
+                "Events received from clients",
+            ),
+            sent: by_namespace("socket_io_events_sent_total", "Events queued for clients"),
+            recv_bytes: by_namespace("socket_io_recv_bytes", "Bytes of events received"),
+            transmit_bytes: by_namespace(
+                "socket_io_transmit_bytes",
+                "Bytes of events queued for clients",
+            ),
+            errors: by_namespace("socket_io_errors_total", "Refused connects"),
+            dropped: by_namespace(
+                "socket_io_volatile_dropped_total",
+                "Volatile packets dropped for lagging clients",
+            ),
+            adapter_errors: by_namespace(
+                "socket_io_adapter_errors_total",
+                "Failed adapter operations",
+            ),
+            sessions: IntGaugeVec::new(
+                Opts::new("engine_io_sessions", "Engine.IO sessions open now"),
+                &["transport"],
+            )
+            .expect("a valid metric name and label"),
+            upgrades: IntCounter::new(
+                "engine_io_upgrades_total",
+                "Sessions upgraded from polling to WebSocket",
+            )
+            .expect("a valid metric name"),
+            slow_closes: IntCounter::new(
+                "engine_io_slow_client_closes_total",
+                "Sessions closed as slow clients, their unread packets dropped",
+            )
+            .expect("a valid metric name"),
+            high_water: IntGauge::new(
+                "engine_io_outbound_high_water_bytes",
+                "The most bytes one session ever had queued and unsent",
+            )
+            .expect("a valid metric name"),
+            registry,
+        };
+        let collectors: [Box<dyn prometheus::core::Collector>; 14] = [
+            Box::new(inner.connected.clone()),
+            Box::new(inner.connects.clone()),
+            Box::new(inner.disconnects.clone()),
+            Box::new(inner.received.clone()),
+            Box::new(inner.sent.clone()),
+            Box::new(inner.recv_bytes.clone()),
+            Box::new(inner.transmit_bytes.clone()),
+            Box::new(inner.errors.clone()),
+            Box::new(inner.dropped.clone()),
+            Box::new(inner.adapter_errors.clone()),
+            Box::new(inner.sessions.clone()),
+            Box::new(inner.upgrades.clone()),
+            Box::new(inner.slow_closes.clone()),
+            Box::new(inner.high_water.clone()),
+        ];
+        for collector in collectors {
+            inner
+                .registry
+                .register(collector)
+                .expect("the registry holds no metric of these names");
+        }
+        Self(Arc::new(inner))
+    }
+
+    /// The registry, to add the application's own metrics.
+    pub fn registry(&self) -> &Registry {
+        &self.0.registry
+    }
+
+    /// The metrics of `io`'s server in the Prometheus text format, version 0.0.4; the
+    /// engine's figures are read now.
+    pub fn render(&self, io: &Io) -> String {
+        let inner = &self.0;
+        if let Some(engine) = io.engine() {
+            let (mut polling, mut websocket) = (0, 0);
+            for session in engine.sockets() {
+                match session.transport() {
+                    Transport::Polling => polling += 1,
+                    Transport::WebSocket => websocket += 1,
+                }
+            }
+            inner.sessions.with_label_values(&["polling"]).set(polling);
+            inner
+                .sessions
+                .with_label_values(&["websocket"])
+                .set(websocket);
+            let stats = engine.stats();
+            let catch_up = |counter: &IntCounter, total: u64| {
+                let now = counter.get();
+                if total > now {
+                    counter.inc_by(total - now);
+                }
+            };
+            catch_up(&inner.upgrades, stats.upgrades);
+            catch_up(&inner.slow_closes, stats.slow_client_closes);
+            inner
+                .high_water
+                .set(i64::try_from(stats.outbound_high_water).unwrap_or(i64::MAX));
+        }
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&inner.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "cannot encode the metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn bytes(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+impl Observer for Metrics {
+    fn socket_connected(&self, socket: &SocketRef) {
+        let ns = [socket.ns()];
+        self.0.connected.with_label_values(&ns).inc();
+        self.0.connects.with_label_values(&ns).inc();
+    }
+
+    fn socket_disconnected(&self, socket: &SocketRef, _reason: DisconnectReason) {
+        let ns = [socket.ns()];
+        self.0.connected.with_label_values(&ns).dec();
+        self.0.disconnects.with_label_values(&ns).inc();
+    }
+
+    fn connect_refused(&self, nsp: &str, _message: &str) {
+        self.0.errors.with_label_values(&[nsp]).inc();
+    }
+
+    fn event_received(&self, socket: &SocketRef, _event: &str, _args: &Payload, size: usize) {
+        let ns = [socket.ns()];
+        self.0.received.with_label_values(&ns).inc();
+        self.0.recv_bytes.with_label_values(&ns).inc_by(bytes(size));
+    }
+
+    fn event_sent(&self, socket: &SocketRef, sent: &Sent<'_>) {
+        let ns = [socket.ns()];
+        self.0.sent.with_label_values(&ns).inc();
+        self.0
+            .transmit_bytes
+            .with_label_values(&ns)
+            .inc_by(bytes(sent.bytes()));
+    }
+
+    fn packet_dropped(&self, socket: &SocketRef) {
+        self.0.dropped.with_label_values(&[socket.ns()]).inc();
+    }
+
+    fn adapter_error(&self, nsp: &str, _error: &AdapterError) {
+        self.0.adapter_errors.with_label_values(&[nsp]).inc();
+    }
+}
