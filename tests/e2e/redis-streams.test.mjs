@@ -65,6 +65,13 @@ async function waitUntil(predicate, what, ms = WAIT_MS, describeState = () => ""
   }
 }
 
+/** Whether stream entry id `x` comes before `y` ("<ms>-<seq>"). */
+function entryIdLess(x, y) {
+  const [xm, xs] = x.split("-").map(BigInt);
+  const [ym, ys] = y.split("-").map(BigInt);
+  return xm < ym || (xm === ym && xs < ys);
+}
+
 /** A JSON HTTP request to a node; resolves with `{ status, body }`. */
 async function http(node, method, path, body) {
   const res = await fetch(`${node.url}${path}`, {
@@ -315,7 +322,13 @@ describe("Redis Streams cluster with recovery: two interop servers and a Node.js
       expected.map((m) => ({ n: m, m: `${k}:${m}` })),
       `${back.label}: the missed events once, in order`,
     );
-    for (const args of got) assert.match(String(args[1]), OFFSET, `an offset on ${JSON.stringify(args)}`);
+    // Each with its entry id as offset, after the one the client had and increasing.
+    let previous = first[1];
+    for (const args of got) {
+      assert.match(String(args[1]), OFFSET, `an offset on ${JSON.stringify(args)}`);
+      assert.ok(entryIdLess(previous, args[1]), `${args[1]} comes after ${previous}`);
+      previous = args[1];
+    }
     assert.deepStrictEqual(await back.ack("rooms"), [room], "its room");
     // The cluster knows it in its room again, and it gets live events with fresh offsets.
     const { ids } = await ok(toNode, "GET", `/sockets?room=${encodeURIComponent(room)}`);
