@@ -1,9 +1,13 @@
-// A Node.js member of a Redis cluster for tests/e2e/redis-cluster.test.mjs (not a test file
-// itself): the npm `socket.io` 4.8 server on `@socket.io/redis-adapter` 8.3 with the `redis`
-// client, as the adapter's documentation sets it up (a publishing client and a duplicate of it
-// that subscribes), default key `socket.io`.
+// A Node.js member of a Redis cluster for tests/e2e/redis-cluster.test.mjs and
+// tests/e2e/redis-streams.test.mjs (not a test file itself): the npm `socket.io` 4.8 server on
+// `@socket.io/redis-adapter` 8.3 with the `redis` client, as the adapter's documentation sets it
+// up (a publishing client and a duplicate of it that subscribes), default key `socket.io`.
+// With `REDIS_STREAMS=1` it runs `@socket.io/redis-streams-adapter` 0.3 instead (one client, which
+// the adapter duplicates for reading; stream `socket.io`, sessions `sio:session:<pid>`), and with
+// `RECOVERY=1` connection state recovery (`maxDisconnectionDuration: 120000`), like interop.
 //
 //   REDIS_URL=redis://127.0.0.1:6379 PORT=0 node tests/e2e/node-cluster-server.mjs
+//   REDIS_URL=... REDIS_STREAMS=1 RECOVERY=1 PORT=0 node tests/e2e/node-cluster-server.mjs
 //
 // It follows the contract of the `interop` example (docs/examples.md, section 2) for the subset
 // the cluster test uses, so that a test can drive any node of the cluster the same way:
@@ -20,6 +24,7 @@
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { createAdapter } from "@socket.io/redis-adapter";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import { createClient } from "redis";
 
 const RESERVED = new Set([
@@ -43,12 +48,17 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 
+const streams = process.env.REDIS_STREAMS === "1";
+const recovery = process.env.RECOVERY === "1";
+
 const pubClient = createClient({ url: redisUrl });
-const subClient = pubClient.duplicate();
-for (const client of [pubClient, subClient]) {
+// The streams adapter duplicates the client it is given for its reader and its subscriber.
+const subClient = streams ? null : pubClient.duplicate();
+const clients = subClient ? [pubClient, subClient] : [pubClient];
+for (const client of clients) {
   client.on("error", (err) => console.error(`node-cluster-server: redis: ${err.message}`));
 }
-await Promise.all([pubClient.connect(), subClient.connect()]);
+await Promise.all(clients.map((client) => client.connect()));
 
 // ---------------------------------------------------------------------------------------------
 // HTTP routes (the requests socket.io does not take)
@@ -146,7 +156,8 @@ const httpServer = createServer((req, res) => {
 
 const io = new Server(httpServer, {
   cors: { origin: "*" },
-  adapter: createAdapter(pubClient, subClient),
+  adapter: streams ? createStreamsAdapter(pubClient) : createAdapter(pubClient, subClient),
+  ...(recovery ? { connectionStateRecovery: { maxDisconnectionDuration: 120_000 } } : {}),
 });
 
 io.on("connection", (socket) => {
@@ -193,7 +204,7 @@ const shutdown = () => {
   if (closing) return;
   closing = true;
   io.close(() => {
-    Promise.allSettled([pubClient.quit(), subClient.quit()]).then(() => process.exit(0));
+    Promise.allSettled(clients.map((client) => client.quit())).then(() => process.exit(0));
   });
   setTimeout(() => process.exit(0), 2_000).unref();
 };

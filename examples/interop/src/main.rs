@@ -489,6 +489,12 @@ impl Monitor {
 #[tokio::main]
 async fn main() {
     serve::init_tracing();
+    // A bad setting exits with status 2 before the port is bound and announced.
+    let _ = (
+        millis_from_env("PING_INTERVAL_MS"),
+        millis_from_env("PING_TIMEOUT_MS"),
+        parser_from_env(),
+    );
     let streams = std::env::var("REDIS_STREAMS").is_ok_and(|v| v == "1");
     let redis = match std::env::var("REDIS_URL") {
         Ok(url) if !url.is_empty() => {
