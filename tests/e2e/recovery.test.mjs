@@ -49,7 +49,9 @@ for (const transport of ["websocket", "polling"]) {
     let base;
 
     before(async () => {
-      const env = { ...process.env, RECOVERY: "1" };
+      // Sessions last 5 s here (instead of 120 s), so the test of expiry is quick; every
+      // other case reconnects well within it.
+      const env = { ...process.env, RECOVERY: "1", RECOVERY_MAX_DISCONNECTION_MS: "5000" };
       for (const name of ["PARSER", "SIO_PATH", "REDIS_URL", "REDIS_STREAMS"]) delete env[name];
       server = startServer({
         bin: BIN,
@@ -149,6 +151,25 @@ for (const transport of ["websocket", "polling"]) {
       try {
         const oldId = a.id;
         a.disconnect();
+        a.connect();
+        await once(a, "connect");
+        assert.equal(a.recovered, false);
+        assert.notEqual(a.id, oldId);
+      } finally {
+        a.close();
+      }
+    });
+
+    it("after maxDisconnectionDuration, a fresh session", { skip: transport !== "websocket" && "once is enough" }, async () => {
+      const a = await connect();
+      try {
+        const oldId = a.id;
+        const seen = once(a, "seq");
+        await post("/emit", { room: oldId, event: "seq", data: 1 });
+        await seen;
+        a.io.engine.close();
+        await until("the server lost the socket", async () => !(await ids()).includes(oldId));
+        await new Promise((r) => setTimeout(r, 6_500)); // past 5 s, and a sweep
         a.connect();
         await once(a, "connect");
         assert.equal(a.recovered, false);

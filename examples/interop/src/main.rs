@@ -250,7 +250,10 @@ fn socketio(
         builder = builder.ping_timeout(timeout);
     }
     if std::env::var("RECOVERY").is_ok_and(|v| v == "1") {
-        let recovery = Recovery::default().max_disconnection_duration(Duration::from_secs(120));
+        // 120 s, unless RECOVERY_MAX_DISCONNECTION_MS says otherwise (for tests of expiry).
+        let duration = millis_from_env("RECOVERY_MAX_DISCONNECTION_MS")
+            .unwrap_or(Duration::from_secs(120));
+        let recovery = Recovery::default().max_disconnection_duration(duration);
         builder = builder.connection_state_recovery(recovery);
     }
     match redis {
@@ -493,6 +496,7 @@ async fn main() {
     let _ = (
         millis_from_env("PING_INTERVAL_MS"),
         millis_from_env("PING_TIMEOUT_MS"),
+        millis_from_env("RECOVERY_MAX_DISCONNECTION_MS"),
         parser_from_env(),
     );
     let streams = std::env::var("REDIS_STREAMS").is_ok_and(|v| v == "1");
