@@ -14,9 +14,11 @@ use crate::server::Server;
 use crate::socket::{Inbound, SocketRef};
 
 /// The Socket.IO state of one connection, attached to its Engine.IO session.
-#[derive(Default)]
 pub(crate) struct Client {
     state: Mutex<ClientState>,
+    /// The `connection` span (field `sid`), entered while the connection's packets are
+    /// handled. A debug span: disabled, and free, unless debug logs are on.
+    span: tracing::Span,
 }
 
 #[derive(Default)]
@@ -176,6 +178,9 @@ impl SocketIoHandler {
         };
         match client.socket(&nsp) {
             Some(socket) => {
+                if let Inbound::Event { event, id, .. } = &inbound {
+                    tracing::debug!(ns = %nsp, socket = %socket.id(), event, ack = id.is_some(), "event received");
+                }
                 let observers = &self.server.shared.observers;
                 if let (false, Inbound::Event { event, args, .. }) =
                     (observers.is_empty(), &inbound)
@@ -191,7 +196,10 @@ impl SocketIoHandler {
 
 impl EngineHandler for SocketIoHandler {
     fn on_open(&self, engine: &EngineSocket) {
-        let client = Client::default();
+        let client = Client {
+            state: Mutex::default(),
+            span: tracing::debug_span!("connection", sid = %engine.id()),
+        };
         if self.server.closing.load(Ordering::Acquire) {
             client.state().close_reason = Some(DisconnectReason::ServerShuttingDown);
             let _ = engine.attach(client);
@@ -221,6 +229,7 @@ impl EngineHandler for SocketIoHandler {
         let Some(client) = engine.attached::<Client>() else {
             return;
         };
+        let _span = client.span.enter();
         // As an Engine.IO packet, like the frames the server queues: the `4` counts.
         let bytes = match &message {
             Message::Text(text) => text.len() + 1,
@@ -262,6 +271,7 @@ impl EngineHandler for SocketIoHandler {
         let Some(client) = engine.attached::<Client>() else {
             return;
         };
+        let _span = client.span.enter();
         let (sockets, reason) = {
             let mut state = client.state();
             state.closed = true;

@@ -251,8 +251,8 @@ fn socketio(
     }
     if std::env::var("RECOVERY").is_ok_and(|v| v == "1") {
         // 120 s, unless RECOVERY_MAX_DISCONNECTION_MS says otherwise (for tests of expiry).
-        let duration = millis_from_env("RECOVERY_MAX_DISCONNECTION_MS")
-            .unwrap_or(Duration::from_secs(120));
+        let duration =
+            millis_from_env("RECOVERY_MAX_DISCONNECTION_MS").unwrap_or(Duration::from_secs(120));
         let recovery = Recovery::default().max_disconnection_duration(duration);
         builder = builder.connection_state_recovery(recovery);
     }
