@@ -2,12 +2,14 @@
 //!
 //! ```text
 //! ferrio-bench compare [--runs 3] [--servers ferrio,socketioxide,node,axum-raw]
-//!                      [--scenarios idle,echo-1,echo-100,fanout,polling,http-emit,cluster]
+//!                      [--scenarios idle,echo-1,echo-100,fanout,polling,http-emit,cluster,
+//!                                   forwarding-round-robin,forwarding-affinity]
 //!                      [--smoke] [--out DIR] [--profile release|debug] [--no-build]
 //! ferrio-bench report [--out DIR]     # tables and plot again from DIR/results.json
 //! ferrio-bench load SCENARIO --addr 127.0.0.1:3000 [--clients N] [--sockets N] ...
 //! ferrio-bench soak [--minutes 10] [--out DIR] [--rate 40] [--steady 20] ...
 //! ferrio-bench soak-server [--ping-interval-ms 5000] ...   # started by `soak`
+//! ferrio-bench proxy --mode round-robin|affinity --upstream A,B,C   # started by `compare`
 //! ```
 //!
 //! `compare` builds and starts each server in turn pinned to core 0, runs the load generator
@@ -16,11 +18,15 @@
 //! (Ferrio, Node.js) on a `redis-server` of its own, all of them on core 0.
 //! `load` is the generator alone, against any server that serves the benchmark contract
 //! (`load cluster --addr A,B,C` against the nodes of a cluster).
+//! The forwarding scenarios run the cluster's three Ferrio nodes behind `proxy`, a small
+//! HTTP/1.1 reverse proxy of this crate (on core 1, beside the generator), once spreading
+//! every request over the nodes and once keeping each session on its node.
 //! `soak` is a long run against one server to find leaks (see `docs/reliability.md`); it is
 //! never part of the test suite.
 
 mod args;
 mod load;
+mod proxy;
 mod report;
 mod runner;
 mod soak;
@@ -45,6 +51,7 @@ fn main() {
         "report" => Args::parse(raw).and_then(runner::report),
         "soak" => Args::parse(raw).and_then(soak::run),
         "soak-server" => Args::parse(raw).and_then(soak::server::run),
+        "proxy" => Args::parse(raw).and_then(proxy::run),
         _ => Err(
             "usage: ferrio-bench compare [options] | ferrio-bench report [--out DIR] | \
              ferrio-bench load SCENARIO [options] (see docs/benchmarks.md) | \

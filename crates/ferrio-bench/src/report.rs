@@ -87,8 +87,24 @@ fn metrics(scenario: &str) -> &'static [Metric] {
         share("redis_busy_pct", "Redis busy (%)"),
         LOAD_BUSY,
     ];
+    const FORWARDING: &[Metric] = &[
+        metric("p50_us", "p50 (µs)", false),
+        metric("p99_us", "p99 (µs)", false),
+        metric("cpu_us_per_op", "node CPU per echo, 3 nodes (µs)", false),
+        metric("proxy_cpu_us_per_op", "proxy CPU per echo (µs)", false),
+        metric(
+            "kb_per_socket",
+            "node RSS per idle session, 3 nodes (KB)",
+            false,
+        ),
+        metric("ops_per_sec", "echoes/s", true),
+        SERVER_BUSY,
+        share("proxy_busy_pct", "proxy busy (%)"),
+        LOAD_BUSY,
+    ];
     match scenario {
         "idle" => IDLE,
+        "forwarding-round-robin" | "forwarding-affinity" => FORWARDING,
         "cluster" => CLUSTER,
         "echo-1" => ECHO_ONE,
         "fanout" => FANOUT,
@@ -108,6 +124,8 @@ fn value(m: &Measurement, key: &str) -> Option<f64> {
             Some((after - before) * 1024.0 / 1000.0 / load("sockets")?)
         }
         "cpu_us_per_op" => Some(cpu? / load("ops")? / 1000.0),
+        "proxy_cpu_us_per_op" => Some(m.proxy_cpu_ns? as f64 / load("ops")? / 1000.0),
+        "proxy_busy_pct" => Some(m.proxy_cpu_ns? as f64 / load("seconds")? / 1e7),
         "cpu_ns_per_delivery" => Some(cpu? / load("deliveries")?),
         "cpu_ms_per_1k_deliveries" => Some(cpu? / load("deliveries")? / 1000.0),
         "node1_cpu_pct" => Some(*m.node_cpu_ns.first()? as f64 * 100.0 / cpu?),
@@ -319,6 +337,10 @@ pub(crate) fn tables(
             out.push('\n');
         }
         out.push('\n');
+        // A scenario only Ferrio runs (forwarding) has no lead table.
+        if servers.iter().all(|s| s.name == "ferrio") {
+            continue;
+        }
         let compared: Vec<&Metric> = metrics.iter().filter(|m| m.lead).collect();
         let _ = write!(out, "| Ferrio's lead over |");
         for metric in &compared {
@@ -467,6 +489,7 @@ mod tests {
             server_cpu_ns: Some(2_000_000),
             node_cpu_ns: Vec::new(),
             redis_cpu_ns: None,
+            proxy_cpu_ns: None,
             load_cpu_ns: Some(1_000_000),
             rss_kib: BTreeMap::from([("baseline".into(), 1000), ("connected".into(), 1100)]),
         }

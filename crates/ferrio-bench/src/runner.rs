@@ -2,7 +2,8 @@
 //! by run, each server pinned to core 0 and the load generator to core 1; server CPU time
 //! and RSS read from `/proc` at the generator's marks. The cluster scenario starts its own
 //! `redis-server` (core 1, beside the generator) and three processes of the server (all on
-//! core 0), and sums their CPU time.
+//! core 0), and sums their CPU time. The forwarding scenarios start the same cluster behind
+//! this crate's reverse proxy (`proxy.rs`, core 1 too), whose CPU time is read apart.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -30,6 +31,9 @@ pub(crate) struct Server {
     env: Vec<(&'static str, &'static str)>,
     /// Whether it joins a Redis cluster when `REDIS_URL` is set (the cluster scenario).
     cluster: bool,
+    /// Whether its cluster nodes pass requests for each other's sessions on (the forwarding
+    /// scenarios: no sticky sessions needed).
+    forwarding: bool,
 }
 
 /// A scenario as the tables name it, with the generator's scenario and sizes.
@@ -40,6 +44,8 @@ pub(crate) struct Scenario {
     options: Vec<(&'static str, String)>,
     /// Server processes: 1, or the nodes of a cluster on a private Redis.
     nodes: usize,
+    /// The mode of the reverse proxy the generator goes through (`proxy.rs`), if any.
+    proxy: Option<&'static str>,
 }
 
 /// One server in one scenario in one run.
@@ -59,6 +65,9 @@ pub(crate) struct Measurement {
     /// The CPU time of the cluster's `redis-server` between the same marks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) redis_cpu_ns: Option<u64>,
+    /// The CPU time of the reverse proxy between the same marks (forwarding scenarios).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) proxy_cpu_ns: Option<u64>,
     /// The load generator's CPU time between the same marks: near the whole measured time,
     /// the generator rather than the server may be what limits the numbers.
     #[serde(default)]
@@ -126,9 +135,14 @@ pub(crate) fn compare(mut args: Args) -> Result<(), BoxError> {
             let mut order = servers.clone();
             order.rotate_left((run - 1) % servers.len().max(1));
             for server in &order {
-                if scenario.nodes > 1 && !server.cluster {
+                let skip = match (scenario.nodes > 1, scenario.proxy.is_some()) {
+                    (true, _) if !server.cluster => Some("no Redis adapter"),
+                    (_, true) if !server.forwarding => Some("no forwarding between nodes"),
+                    _ => None,
+                };
+                if let Some(why) = skip {
                     eprintln!(
-                        "run {run}/{runs}: {} skipped on {} (no Redis adapter)",
+                        "run {run}/{runs}: {} skipped on {} ({why})",
                         scenario.name, server.name
                     );
                     continue;
@@ -174,10 +188,12 @@ fn servers(root: &Path, binaries: &Path) -> Vec<Server> {
         args: Vec::new(),
         env: vec![("RUST_LOG", "warn")],
         cluster: false,
+        forwarding: false,
     };
     vec![
         Server {
             cluster: true,
+            forwarding: true,
             ..rust("ferrio", "Ferrio (examples/interop)", "interop")
         },
         rust(
@@ -196,6 +212,7 @@ fn servers(root: &Path, binaries: &Path) -> Vec<Server> {
             ],
             env: vec![("NODE_ENV", "production")],
             cluster: true,
+            forwarding: false,
         },
         rust(
             "axum-raw",
@@ -215,18 +232,21 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
             load: "idle",
             options: vec![("sockets", size("10000", "20"))],
             nodes: 1,
+            proxy: None,
         },
         Scenario {
             name: "echo-1",
             load: "echo",
             options: [vec![("clients", "1".to_owned())], timing()].concat(),
             nodes: 1,
+            proxy: None,
         },
         Scenario {
             name: "echo-100",
             load: "echo",
             options: [vec![("clients", size("100", "5"))], timing()].concat(),
             nodes: 1,
+            proxy: None,
         },
         Scenario {
             name: "fanout",
@@ -237,12 +257,14 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
                 ("rounds", size("10", "2")),
             ],
             nodes: 1,
+            proxy: None,
         },
         Scenario {
             name: "polling",
             load: "polling",
             options: [vec![("clients", size("100", "3"))], timing()].concat(),
             nodes: 1,
+            proxy: None,
         },
         Scenario {
             name: "http-emit",
@@ -253,6 +275,7 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
                 ("concurrency", size("4", "2")),
             ],
             nodes: 1,
+            proxy: None,
         },
         // Three nodes on one Redis, `sockets` on each (see `load/cluster.rs`).
         Scenario {
@@ -265,8 +288,30 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
                 ("emits", size("2000", "20")),
             ],
             nodes: 3,
+            proxy: None,
         },
     ];
+    // The cluster's three nodes behind the reverse proxy, once without affinity and once with
+    // it (see `load/forwarding.rs`).
+    for (name, mode) in [
+        ("forwarding-round-robin", "round-robin"),
+        ("forwarding-affinity", "affinity"),
+    ] {
+        scenarios.push(Scenario {
+            name,
+            load: "forwarding",
+            options: [
+                vec![
+                    ("clients", size("50", "3")),
+                    ("sockets", size("1000", "10")),
+                ],
+                timing(),
+            ]
+            .concat(),
+            nodes: 3,
+            proxy: Some(mode),
+        });
+    }
     // A broken server fails the smoke run in seconds rather than minutes.
     for scenario in &mut scenarios {
         scenario.options.push(("timeout", size("120", "20")));
@@ -427,7 +472,7 @@ fn measure(
             None => log_name(""),
         };
         let url = redis.as_ref().map(|redis| redis.url.as_str());
-        nodes.push(start_server(server, pinning, &log, url)?);
+        nodes.push(start_server(server, pinning, 0, &log, url)?);
     }
     let pids: Vec<u32> = nodes.iter().map(|node| node.pid).collect();
     let addrs: Vec<String> = nodes
@@ -436,11 +481,37 @@ fn measure(
         .collect();
 
     let exe = std::env::current_exe()?;
+    // Stopped before the nodes (dropped first).
+    let proxy = match scenario.proxy {
+        Some(mode) => {
+            let proxy = Server {
+                name: "proxy",
+                label: "reverse proxy",
+                program: exe.clone(),
+                args: vec![
+                    "proxy".into(),
+                    "--mode".into(),
+                    mode.into(),
+                    "--upstream".into(),
+                    addrs.join(","),
+                ],
+                env: Vec::new(),
+                cluster: false,
+                forwarding: false,
+            };
+            Some(start_server(&proxy, pinning, 1, &log_name("-proxy"), None)?)
+        }
+        None => None,
+    };
+    let load_addrs = match &proxy {
+        Some(proxy) => format!("127.0.0.1:{}", proxy.port),
+        None => addrs.join(","),
+    };
     let mut load = pinning.command(1, &exe);
     load.arg("load")
         .arg(scenario.load)
         .arg("--addr")
-        .arg(addrs.join(","));
+        .arg(load_addrs);
     for (name, value) in &scenario.options {
         load.arg(format!("--{name}")).arg(value);
     }
@@ -459,6 +530,7 @@ fn measure(
     let mut cpu_at: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut load_cpu_at = BTreeMap::new();
     let mut redis_cpu_at = BTreeMap::new();
+    let mut proxy_cpu_at = BTreeMap::new();
     let mut rss_kib = BTreeMap::new();
     let mut result = None;
     for line in from_load.lines() {
@@ -482,6 +554,9 @@ fn measure(
             if let Some(Ok(redis_sample)) = redis.as_ref().map(|redis| Sample::read(redis.pid)) {
                 redis_cpu_at.insert(mark.to_owned(), redis_sample.cpu_ns);
             }
+            if let Some(Ok(proxy_sample)) = proxy.as_ref().map(|proxy| Sample::read(proxy.pid)) {
+                proxy_cpu_at.insert(mark.to_owned(), proxy_sample.cpu_ns);
+            }
             writeln!(to_load)?;
             to_load.flush()?;
         } else if let Some(json) = line.strip_prefix("@result ") {
@@ -489,6 +564,7 @@ fn measure(
         }
     }
     let status = load.child.wait()?;
+    drop(proxy);
     drop(nodes);
     drop(redis);
     if !status.success() {
@@ -506,6 +582,7 @@ fn measure(
     let server_cpu_ns = (!node_cpu_ns.is_empty()).then(|| node_cpu_ns.iter().sum());
     let load_cpu_ns = cpu_between(load_cpu_at.get("start"), load_cpu_at.get("end"))?;
     let redis_cpu_ns = cpu_between(redis_cpu_at.get("start"), redis_cpu_at.get("end"))?;
+    let proxy_cpu_ns = cpu_between(proxy_cpu_at.get("start"), proxy_cpu_at.get("end"))?;
     Ok(Measurement {
         run,
         scenario: scenario.name.to_owned(),
@@ -517,6 +594,7 @@ fn measure(
             false => Vec::new(),
         },
         redis_cpu_ns,
+        proxy_cpu_ns,
         load_cpu_ns,
         rss_kib,
     })
@@ -538,15 +616,16 @@ struct Node {
     port: u16,
 }
 
-/// Starts `server` on core 0 with `PORT=0` (and `REDIS_URL` for a cluster node), stderr to
+/// Starts `server` on `core` with `PORT=0` (and `REDIS_URL` for a cluster node), stderr to
 /// `log`, and waits for its port.
 fn start_server(
     server: &Server,
     pinning: &Pinning,
+    core: usize,
     log: &Path,
     redis_url: Option<&str>,
 ) -> Result<Node, BoxError> {
-    let mut command = pinning.command(0, &server.program);
+    let mut command = pinning.command(core, &server.program);
     command
         .args(&server.args)
         .env("PORT", "0")

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::{Method, Request, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -47,7 +47,6 @@ impl HttpConn {
         content_type: Option<&str>,
         body: Bytes,
     ) -> Result<(StatusCode, Bytes), BoxError> {
-        self.sender.ready().await?;
         let mut request = Request::builder()
             .method(method)
             .uri(path_and_query)
@@ -55,13 +54,25 @@ impl HttpConn {
         if let Some(content_type) = content_type {
             request = request.header(hyper::header::CONTENT_TYPE, content_type);
         }
-        let response = self
-            .sender
-            .send_request(request.body(Full::new(body))?)
-            .await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        let response = self.send(request.body(Full::new(body))?).await?;
+        Ok((response.status(), response.into_body()))
+    }
+
+    /// Sends `request` as it is and returns the answer with its whole body.
+    pub(crate) async fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<Bytes>, BoxError> {
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// Whether the server closed the connection (it can carry no more requests).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.sender.is_closed()
     }
 }
 

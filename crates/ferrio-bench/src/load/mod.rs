@@ -7,6 +7,7 @@
 //! `@result {json}`.
 
 mod cluster;
+mod forwarding;
 pub(crate) mod http;
 pub(crate) mod ws;
 
@@ -31,8 +32,15 @@ use crate::args::Args;
 const CONNECT_PARALLELISM: usize = 64;
 
 /// The scenarios, by the name the command line uses.
-pub(crate) const SCENARIOS: &[&str] =
-    &["idle", "echo", "fanout", "polling", "http-emit", "cluster"];
+pub(crate) const SCENARIOS: &[&str] = &[
+    "idle",
+    "echo",
+    "fanout",
+    "polling",
+    "http-emit",
+    "cluster",
+    "forwarding",
+];
 
 /// Settings of one load run (the command line's `load` options).
 #[derive(Debug, Clone)]
@@ -44,7 +52,8 @@ pub(crate) struct LoadConfig {
     pub(crate) path: String,
     /// Echo and polling clients.
     pub(crate) clients: usize,
-    /// Sockets of the idle, fan-out and HTTP-emit scenarios; per node in the cluster scenario.
+    /// Sockets of the idle, fan-out and HTTP-emit scenarios; per node in the cluster scenario;
+    /// idle polling sessions in the forwarding scenario.
     pub(crate) sockets: usize,
     pub(crate) warmup: Duration,
     pub(crate) duration: Duration,
@@ -107,6 +116,20 @@ impl LoadConfig {
     async fn connect_ws(&self, n: usize) -> Result<Vec<WsClient>, BoxError> {
         connect_many(self.addr, &self.path, n, CONNECT_PARALLELISM, self.timeout).await
     }
+
+    /// Opens `n` polling-only sessions on `/`, [`CONNECT_PARALLELISM`] at a time, each
+    /// within the timeout.
+    async fn connect_polling(&self, n: usize) -> Result<Vec<PollingClient>, BoxError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        futures_util::stream::iter(0..n)
+            .map(|_| {
+                let connect = PollingClient::connect(self.addr, &self.path);
+                within(self.timeout, "a polling handshake", connect)
+            })
+            .buffered(CONNECT_PARALLELISM)
+            .try_collect()
+            .await
+    }
 }
 
 /// Runs `scenario` and returns its result object.
@@ -119,16 +142,13 @@ pub(crate) async fn run(scenario: &str, config: LoadConfig) -> Result<Value, Box
             echo_loop(clients, &config, &mut marks).await
         }
         "polling" => {
-            let mut clients = Vec::with_capacity(config.clients);
-            for _ in 0..config.clients {
-                let connect = PollingClient::connect(config.addr, &config.path);
-                clients.push(within(config.timeout, "a polling handshake", connect).await?);
-            }
+            let clients = config.connect_polling(config.clients).await?;
             echo_loop(clients, &config, &mut marks).await
         }
         "fanout" => fanout(&config, &mut marks).await,
         "http-emit" => http_emit(&config, &mut marks).await,
         "cluster" => cluster::cluster(&config, &mut marks).await,
+        "forwarding" => forwarding::forwarding(&config, &mut marks).await,
         other => Err(format!("unknown scenario {other:?} (one of {SCENARIOS:?})").into()),
     }
 }
@@ -164,37 +184,58 @@ async fn idle(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxError>
     let started = Instant::now();
     let clients = config.connect_ws(config.sockets).await?;
     let connect_secs = started.elapsed().as_secs_f64();
-    // Keep answering pings while the runner measures.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut tasks = Vec::with_capacity(clients.len());
-    for mut client in clients {
-        let mut stop = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    frame = client.recv() => if frame.is_err() { return Err(()) },
-                }
-            }
-            client.close().await;
-            Ok(())
-        }));
-    }
+    let reading = KeepReading::start(clients);
     marks.mark("connected").await?;
-    let _ = stop_tx.send(true);
-    let mut lost = 0usize;
-    for task in tasks {
-        if !matches!(task.await, Ok(Ok(()))) {
-            lost += 1;
-        }
-    }
-    if lost > 0 {
-        return Err(format!("{lost} idle sockets were closed by the server").into());
+    for client in reading.stop("idle sockets").await? {
+        client.close().await;
     }
     Ok(json!({
         "sockets": config.sockets,
         "connect_secs": connect_secs,
     }))
+}
+
+/// Idle clients kept reading (pings answered, a polling client's GET pending) while the runner
+/// measures.
+struct KeepReading<T> {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<Option<T>>>,
+}
+
+impl<T: EchoTransport> KeepReading<T> {
+    fn start(clients: Vec<T>) -> Self {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::with_capacity(clients.len());
+        for mut client in clients {
+            let mut stop = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => return Some(client),
+                        frame = client.recv() => if frame.is_err() { return None },
+                    }
+                }
+            }));
+        }
+        KeepReading { stop, tasks }
+    }
+
+    /// Stops reading and gives the clients back, or an error when the server closed any of
+    /// them (`what` names them).
+    async fn stop(self, what: &str) -> Result<Vec<T>, BoxError> {
+        let _ = self.stop.send(true);
+        let total = self.tasks.len();
+        let mut clients = Vec::with_capacity(total);
+        for task in self.tasks {
+            if let Ok(Some(client)) = task.await {
+                clients.push(client);
+            }
+        }
+        match total - clients.len() {
+            0 => Ok(clients),
+            lost => Err(format!("{lost} {what} were closed by the server").into()),
+        }
+    }
 }
 
 /// What the echo loop (and the soak's clients) need from a transport.
