@@ -24,6 +24,7 @@ import { io as connectClient } from "socket.io-client";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { startServer, startRedis } from "./server.mjs";
+import { tag, waitUntil, http, ok } from "./cluster.mjs";
 
 const DEFAULT_BIN = fileURLToPath(new URL("../../target/debug/interop", import.meta.url));
 const BIN = process.env.INTEROP_BIN || DEFAULT_BIN;
@@ -37,22 +38,6 @@ const CLUSTER_TIMEOUT_MS = 10_000; // upper bound for the cluster to form (3 sub
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/** A unique suffix for room and event names. */
-const tag = () => randomBytes(4).toString("hex");
-
-/** Resolves once `predicate()` returns true (checked every 5 ms); rejects after `ms`. */
-async function waitUntil(predicate, what, ms = WAIT_MS, describeState = () => "") {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await predicate()) return;
-    if (Date.now() >= deadline) {
-      const state = describeState();
-      throw new Error(`timed out after ${ms} ms waiting for ${what}${state ? `: ${state}` : ""}`);
-    }
-    await sleep(5);
-  }
-}
 
 /** What an argument looks like after a round trip: every binary view becomes a Node Buffer. */
 function asReceived(x) {
@@ -72,31 +57,6 @@ function show(x) {
   if (Array.isArray(x)) return `[${x.map(show).join(", ")}]`;
   if (x && typeof x === "object") return `{${Object.entries(x).map(([k, v]) => `${k}: ${show(v)}`).join(", ")}}`;
   return JSON.stringify(x);
-}
-
-/** A JSON HTTP request to a node; resolves with `{ status, body }`. */
-async function http(node, method, path, body) {
-  const res = await fetch(`${node.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(WAIT_MS),
-  });
-  const text = await res.text();
-  let parsed;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = text;
-  }
-  return { status: res.status, body: parsed };
-}
-
-/** Like `http`, and asserts a 200. */
-async function ok(node, method, path, body) {
-  const res = await http(node, method, path, body);
-  assert.equal(res.status, 200, `${method} ${path} on ${node.name}: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { io as connectClient } from "socket.io-client";
 import { createClient } from "redis";
 import { startServer, startRedis } from "./server.mjs";
+import { tag, waitUntil, http, ok } from "./cluster.mjs";
 
 const DEFAULT_BIN = fileURLToPath(new URL("../../target/debug/interop", import.meta.url));
 const BIN = process.env.INTEROP_BIN || DEFAULT_BIN;
@@ -49,52 +50,11 @@ const OFFSET = /^\d+-\d+$/; // a stream entry id
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/** A unique suffix for room and event names. */
-const tag = () => randomBytes(4).toString("hex");
-
-/** Resolves once `predicate()` returns true (checked every 10 ms); rejects after `ms`. */
-async function waitUntil(predicate, what, ms = WAIT_MS, describeState = () => "") {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await predicate()) return;
-    if (Date.now() >= deadline) {
-      const state = describeState();
-      throw new Error(`timed out after ${ms} ms waiting for ${what}${state ? `: ${state}` : ""}`);
-    }
-    await sleep(10);
-  }
-}
-
 /** Whether stream entry id `x` comes before `y` ("<ms>-<seq>"). */
 function entryIdLess(x, y) {
   const [xm, xs] = x.split("-").map(BigInt);
   const [ym, ys] = y.split("-").map(BigInt);
   return xm < ym || (xm === ym && xs < ys);
-}
-
-/** A JSON HTTP request to a node; resolves with `{ status, body }`. */
-async function http(node, method, path, body) {
-  const res = await fetch(`${node.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(WAIT_MS),
-  });
-  const text = await res.text();
-  let parsed;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = text;
-  }
-  return { status: res.status, body: parsed };
-}
-
-/** Like `http`, and asserts a 200. */
-async function ok(node, method, path, body) {
-  const res = await http(node, method, path, body);
-  assert.equal(res.status, 200, `${method} ${path} on ${node.name}: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body;
 }
 
 // ---------------------------------------------------------------------------------------------
