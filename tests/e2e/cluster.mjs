@@ -1,5 +1,5 @@
-// What the cluster end-to-end tests share (not a test file itself): unique names, waiting
-// for a condition, and JSON requests to a node (`{ name, url }`).
+// What several end-to-end tests share (not a test file itself): unique names, waiting for a
+// condition or an event, and JSON requests to a node (`{ name, url }`).
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -47,4 +47,26 @@ export async function ok(node, method, path, body) {
   const res = await http(node, method, path, body);
   assert.equal(res.status, 200, `${method} ${path} on ${node.name}: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body;
+}
+
+/** The arguments of the next `event` on a socket.io-client socket; rejects after `WAIT_MS`. */
+export function once(socket, event) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${event} within ${WAIT_MS} ms`)), WAIT_MS);
+    socket.once(event, (...args) => {
+      clearTimeout(timer);
+      resolve(args);
+    });
+  });
+}
+
+/** Resolves once `check()` holds (a throw counts as not yet); rejects after `WAIT_MS`. */
+export function until(what, check) {
+  return waitUntil(async () => {
+    try {
+      return await check();
+    } catch {
+      return false;
+    }
+  }, what);
 }

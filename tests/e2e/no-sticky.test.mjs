@@ -15,6 +15,7 @@ import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { io } from "socket.io-client";
 import { startServer, startRedis } from "./server.mjs";
+import { once, until } from "./cluster.mjs";
 
 const DEFAULT_BIN = fileURLToPath(new URL("../../target/debug/interop", import.meta.url));
 const BIN = process.env.INTEROP_BIN || DEFAULT_BIN;
@@ -60,32 +61,6 @@ function roundRobinProxy(ports) {
     socket.on("error", () => upstream.destroy());
   });
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, port: server.address().port, counts, ports })));
-}
-
-function once(socket, event) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event} within ${WAIT_MS} ms`)), WAIT_MS);
-    socket.once(event, (...args) => {
-      clearTimeout(timer);
-      resolve(args);
-    });
-  });
-}
-
-function until(what, check) {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const poll = async () => {
-      try {
-        if (await check()) return resolve();
-      } catch {
-        // not yet
-      }
-      if (Date.now() - started > WAIT_MS) return reject(new Error(`not within ${WAIT_MS} ms: ${what}`));
-      setTimeout(poll, 20);
-    };
-    poll();
-  });
 }
 
 describe("three nodes behind a round-robin proxy, no affinity", { timeout: 60_000 }, () => {

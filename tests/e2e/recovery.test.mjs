@@ -12,36 +12,11 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { io } from "socket.io-client";
 import { startServer } from "./server.mjs";
+import { once, until } from "./cluster.mjs";
 
 const DEFAULT_BIN = fileURLToPath(new URL("../../target/debug/interop", import.meta.url));
 const BIN = process.env.INTEROP_BIN || DEFAULT_BIN;
 const WAIT_MS = 5_000;
-
-function until(what, check) {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const poll = async () => {
-      try {
-        if (await check()) return resolve();
-      } catch {
-        // not yet
-      }
-      if (Date.now() - started > WAIT_MS) return reject(new Error(`not within ${WAIT_MS} ms: ${what}`));
-      setTimeout(poll, 10);
-    };
-    poll();
-  });
-}
-
-function once(socket, event) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event} within ${WAIT_MS} ms`)), WAIT_MS);
-    socket.once(event, (...args) => {
-      clearTimeout(timer);
-      resolve(args);
-    });
-  });
-}
 
 for (const transport of ["websocket", "polling"]) {
   describe(`connection state recovery over ${transport}`, { timeout: 30_000 }, () => {
