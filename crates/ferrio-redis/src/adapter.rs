@@ -143,6 +143,23 @@ pub(crate) fn encode_error(e: impl std::error::Error + Send + Sync + 'static) ->
 }
 
 /// Arguments as msgpack values (binary kept as bin).
+/// A packet of this server as the adapters carry it: event and arguments, binary inline.
+pub(crate) fn wire_packet(nsp: &str, packet: &BroadcastPacket) -> Result<WirePacket, AdapterError> {
+    let args = packet.args().map_err(encode_error)?;
+    Ok(WirePacket::event(
+        nsp,
+        packet.event(),
+        payload_values(&args)?,
+    ))
+}
+
+/// The options of a broadcast with acks as they travel: its timeout in `flags.timeout`.
+pub(crate) fn with_ack_timeout(opts: &BroadcastOptions, timeout: Duration) -> BroadcastOptions {
+    let mut opts = opts.clone();
+    opts.flags.timeout = Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+    opts
+}
+
 pub(crate) fn payload_values(args: &Payload) -> Result<Vec<rmpv::Value>, AdapterError> {
     match rmpv::ext::to_value(args).map_err(encode_error)? {
         rmpv::Value::Array(values) => Ok(values),
@@ -632,14 +649,9 @@ impl Adapter for RedisNamespace {
         opts: BroadcastOptions,
     ) -> Result<(), AdapterError> {
         if !opts.flags.local {
-            let args = packet.args().map_err(encode_error)?;
             let message = BroadcastMessage {
                 uid: self.inner.uid().to_owned(),
-                packet: WirePacket::event(
-                    self.inner.ctx().namespace(),
-                    packet.event(),
-                    payload_values(&args)?,
-                ),
+                packet: wire_packet(self.inner.ctx().namespace(), &packet)?,
                 opts: opts.clone(),
             };
             let channel = self.inner.channels.for_rooms(&opts.rooms);
@@ -657,16 +669,9 @@ impl Adapter for RedisNamespace {
         let remote = if opts.flags.local {
             None
         } else {
-            let args = packet.args().map_err(encode_error)?;
-            let mut wire_opts = opts.clone();
-            wire_opts.flags.timeout = Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
             Some((
-                WirePacket::event(
-                    self.inner.ctx().namespace(),
-                    packet.event(),
-                    payload_values(&args)?,
-                ),
-                wire_opts,
+                wire_packet(self.inner.ctx().namespace(), &packet)?,
+                with_ack_timeout(&opts, timeout),
             ))
         };
         let local = self.inner.local.broadcast_with_ack(packet, opts, timeout)?;

@@ -28,7 +28,7 @@ use redis::{AsyncConnectionConfig, Client, RedisError, Value as RedisValue};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
 
-use crate::adapter::{encode_error, payload_values, unavailable};
+use crate::adapter::{payload_values, unavailable, wire_packet, with_ack_timeout};
 use crate::config::RedisAdapterConfig;
 use crate::connection::{Backoff, Driver, Listener, Subscriptions, random_id};
 use crate::forwarding::Forwarding;
@@ -1311,12 +1311,7 @@ impl Adapter for StreamsNamespace {
         if opts.flags.local {
             return self.inner.local.broadcast(packet, opts);
         }
-        let args = packet.args().map_err(encode_error)?;
-        let wire = WirePacket::event(
-            self.inner.ctx().namespace(),
-            packet.event(),
-            payload_values(&args)?,
-        );
+        let wire = wire_packet(self.inner.ctx().namespace(), &packet)?;
         // Delivered here when read back from the stream; if it cannot be written, here only.
         let inner = Arc::downgrade(&self.inner);
         let mut local_opts = opts.clone();
@@ -1346,16 +1341,9 @@ impl Adapter for StreamsNamespace {
         let remote = if opts.flags.local {
             None
         } else {
-            let args = packet.args().map_err(encode_error)?;
-            let mut wire_opts = opts.clone();
-            wire_opts.flags.timeout = Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
             Some((
-                WirePacket::event(
-                    self.inner.ctx().namespace(),
-                    packet.event(),
-                    payload_values(&args)?,
-                ),
-                wire_opts,
+                wire_packet(self.inner.ctx().namespace(), &packet)?,
+                with_ack_timeout(&opts, timeout),
             ))
         };
         let local = self.inner.local.broadcast_with_ack(packet, opts, timeout)?;
