@@ -42,13 +42,15 @@ fuzz_target!(|data: &[u8]| {
             assert!(input[range.clone()].starts_with('{'), "auth is an object");
             vec![range.clone()]
         }
-        Body::Event { name, args } => {
+        Body::Event { name, args, compact } => {
             assert!(!RESERVED_EVENTS.contains(&&**name));
-            args.clone()
+            check_compact(input, args, *compact);
+            args.to_vec()
         }
-        Body::Ack { args } => {
+        Body::Ack { args, compact } => {
             assert!(packet.id.is_some());
-            args.clone()
+            check_compact(input, args, *compact);
+            args.to_vec()
         }
     };
     let attachments: Vec<Bytes> = (0..packet.attachments)
@@ -62,3 +64,30 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// `compact` holds exactly when no argument has whitespace outside its strings.
+fn check_compact(input: &str, args: &[std::ops::Range<usize>], compact: bool) {
+    let loose = args.iter().any(|range| {
+        let (mut in_string, mut escaped) = (false, false);
+        input[range.clone()].bytes().any(|b| {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_string = false;
+                }
+                false
+            } else if b == b'"' {
+                in_string = true;
+                false
+            } else {
+                matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+            }
+        })
+    });
+    // The event name (the first element) is a string or a number: never loose, so the flag
+    // speaks of the arguments alone.
+    assert_eq!(compact, !loose, "compact flag wrong for {input:?}");
+}

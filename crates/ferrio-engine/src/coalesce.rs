@@ -58,6 +58,47 @@ impl<T: AsyncWrite + Unpin> WriteCoalescer<T> {
     }
 }
 
+impl<T: AsyncWrite + Unpin> WriteCoalescer<T> {
+    /// Makes room for `len` more bytes: what is gathered is written out first when they would
+    /// take it past [`GATHER_LIMIT`].
+    pub(crate) fn poll_reserve(
+        &mut self,
+        cx: &mut Context<'_>,
+        len: usize,
+    ) -> Poll<io::Result<()>> {
+        if !self.buf.is_empty() && self.buf.len() + len > GATHER_LIMIT {
+            ready!(self.poll_drain(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T> WriteCoalescer<T> {
+    /// Appends one whole data frame as a server sends it (RFC 6455, section 5.2: FIN set, no
+    /// mask), straight into the gathered bytes: no copy through the WebSocket library's own
+    /// buffer. `text` picks the opcode (text or binary).
+    pub(crate) fn push_frame(&mut self, text: bool, payload: &[u8]) {
+        let opcode = if text { 0x1 } else { 0x2 };
+        self.buf.reserve(MAX_HEADER + payload.len());
+        self.buf.push(0x80 | opcode);
+        match payload.len() {
+            len @ 0..=125 => self.buf.push(len as u8),
+            len @ 126..=0xFFFF => {
+                self.buf.push(126);
+                self.buf.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            len => {
+                self.buf.push(127);
+                self.buf.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        self.buf.extend_from_slice(payload);
+    }
+}
+
+/// The longest header of a server's frame: two bytes and a 64-bit length.
+pub(crate) const MAX_HEADER: usize = 10;
+
 impl<T: AsyncRead + Unpin> AsyncRead for WriteCoalescer<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -159,6 +200,41 @@ mod tests {
             0,
             "a burst's buffer is freed after the flush"
         );
+    }
+
+    #[tokio::test]
+    async fn frames_are_written_as_rfc_6455_says() {
+        let mut io = WriteCoalescer::new(CountingSink::default());
+        io.push_frame(true, b"42[\"a\"]");
+        io.push_frame(false, &[7u8; 126]);
+        io.push_frame(false, &vec![1u8; 70_000]);
+        io.flush().await.unwrap();
+        let data = &io.inner.data;
+        assert_eq!(&data[..2], &[0x81, 7]);
+        assert_eq!(&data[2..9], b"42[\"a\"]");
+        assert_eq!(&data[9..13], &[0x82, 126, 0, 126]);
+        let big = 13 + 126;
+        assert_eq!(
+            &data[big..big + 10],
+            &[0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]
+        );
+        assert_eq!(data.len(), big + 10 + 70_000);
+        assert_eq!(io.inner.writes, 1, "gathered into one write");
+    }
+
+    #[tokio::test]
+    async fn reserve_writes_out_before_the_limit() {
+        let mut io = WriteCoalescer::new(CountingSink::default());
+        io.push_frame(false, &[0u8; 1000]);
+        std::future::poll_fn(|cx| io.poll_reserve(cx, 100))
+            .await
+            .unwrap();
+        assert_eq!(io.inner.writes, 0, "room enough: nothing written yet");
+        std::future::poll_fn(|cx| io.poll_reserve(cx, GATHER_LIMIT))
+            .await
+            .unwrap();
+        assert_eq!(io.inner.writes, 1, "the gathered frame left first");
+        assert!(io.buf.is_empty());
     }
 
     #[tokio::test]

@@ -29,6 +29,14 @@ impl Frame {
         Self::Text(Utf8Bytes::from_static("6"))
     }
 
+    /// Its payload's size in bytes, as a WebSocket frame carries it.
+    pub(crate) fn wire_len(&self) -> usize {
+        match self {
+            Self::Text(text) => text.len(),
+            Self::Binary(data) => data.len(),
+        }
+    }
+
     /// The bytes it counts for in its session's outbound budget.
     pub(crate) fn len(&self) -> u64 {
         match self {
@@ -104,10 +112,9 @@ impl PreparedMessage {
     pub fn to_message(&self) -> Message {
         match &self.0 {
             Frame::Text(text) => {
-                let bytes = Bytes::from(text.clone()).slice(1..);
-                let text = Utf8Bytes::try_from(bytes)
-                    .expect("a prepared text message is UTF-8 after its ASCII packet type");
-                Message::Text(crate::Utf8Bytes(text))
+                let text = crate::Utf8Bytes::whole(text.clone());
+                // Past the ASCII packet type: a char boundary, so this is never the empty text.
+                Message::Text(text.slice(1..text.len()).unwrap_or_default())
             }
             Frame::Binary(data) => Message::Binary(data.clone()),
         }

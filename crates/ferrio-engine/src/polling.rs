@@ -217,12 +217,18 @@ where
         session.close(CloseReason::ParseError, LastPacket::Close);
         return Err(EngineError::BadRequest);
     }
+    // Checked as UTF-8 once, as a whole (every packet of a v4 payload is text, binary ones as
+    // base64, so a valid payload is valid UTF-8): the packets are parts of it.
+    let Ok(text) = Utf8Bytes::try_from(body.clone()) else {
+        session.close(CloseReason::ParseError, LastPacket::Close);
+        return Err(EngineError::BadRequest);
+    };
     for packet in wire::decode_payload(&body).flatten() {
         // Paused reads hold the rest of the payload, and the answer, until resumed.
         if !session.until_readable().await {
             break;
         }
-        if on_packet(session, packet, &body).is_err() {
+        if on_packet(session, packet, &text).is_err() {
             return Err(EngineError::BadRequest);
         }
     }
@@ -235,17 +241,18 @@ fn payload_too_large<RB>() -> Response<ResponseBody<RB>> {
     res
 }
 
-/// Acts on one packet received over polling; `body` is the buffer the packet borrows from, so
-/// text messages reach the handler without a copy.
+/// Acts on one packet received over polling; `body` is the text the packet borrows from, so
+/// text messages reach the handler without a copy or a second UTF-8 check.
 fn on_packet(
     session: &Arc<Session>,
     packet: Packet<'_>,
-    body: &Bytes,
+    body: &Utf8Bytes,
 ) -> Result<(), ProtocolError> {
     match packet {
         Packet::Message(text) => {
-            // Valid UTF-8 already (the decoder checked), so this conversion cannot fail.
-            if let Ok(text) = Utf8Bytes::try_from(body.slice_ref(text.as_bytes())) {
+            // Where the packet lies in the body it was decoded from.
+            let start = (text.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+            if let Some(text) = body.slice(start..start.saturating_add(text.len())) {
                 session.deliver(Message::Text(text));
             }
         }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::Bytes;
 use ferrio_protocol::engine::{self as wire, Packet};
 use futures_util::{SinkExt, StreamExt, ready};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
@@ -282,35 +281,36 @@ async fn write(ws: &mut Ws, message: tungstenite::Message) -> bool {
     )
 }
 
-fn to_ws_message(frame: Frame) -> tungstenite::Message {
-    match frame {
-        Frame::Text(text) => tungstenite::Message::Text(text),
-        Frame::Binary(data) => tungstenite::Message::Binary(data),
-    }
-}
-
 /// Writes a batch of frames and flushes once; `Ok(Ok(()))` once written. A client that does
 /// not read for the whole heartbeat period is considered gone.
 ///
-/// Polls the sink by hand rather than awaiting `feed` for each frame: this future lives in
-/// every connection task's state, and stays less than half the size.
+/// The frames go straight into the write coalescer under the WebSocket, not through
+/// tungstenite's sink (which would copy each into a buffer of its own first). Only data
+/// frames take this way, whole and in order, and only while the connection is open: control
+/// frames (tungstenite's pongs, the close) still go through tungstenite, which writes each
+/// whole, so frames never interleave.
 fn write_batch<'a>(
     session: &'a Session,
     ws: &'a mut Ws,
     batch: &'a mut VecDeque<Frame>,
-) -> Timeout<impl Future<Output = Result<(), tungstenite::Error>> + 'a> {
+) -> Timeout<impl Future<Output = std::io::Result<()>> + 'a> {
+    use tokio::io::AsyncWrite;
     let config = &session.engine.config;
     let limit = config.ping_interval.saturating_add(config.ping_timeout);
     let write = std::future::poll_fn(move |cx| {
+        let io = ws.get_mut();
         loop {
-            if batch.is_empty() {
-                return ws.poll_flush_unpin(cx);
-            }
-            ready!(ws.poll_ready_unpin(cx))?;
+            let Some(frame) = batch.front() else {
+                return Pin::new(&mut *io).poll_flush(cx);
+            };
+            ready!(io.poll_reserve(cx, frame.wire_len()))?;
             if let Some(frame) = batch.pop_front() {
                 // Taken by the socket: progress for the outbound budget.
                 session.record_written(frame.len());
-                ws.start_send_unpin(to_ws_message(frame))?;
+                match &frame {
+                    Frame::Text(text) => io.push_frame(true, text.as_bytes()),
+                    Frame::Binary(data) => io.push_frame(false, data),
+                }
             }
         }
     });
@@ -520,9 +520,9 @@ fn on_ws_message(
         Some(Ok(tungstenite::Message::Text(text))) => {
             match wire::decode_packet(text.as_str()) {
                 Ok(Packet::Message(_)) => {
-                    // Drop the type digit without copying the text.
-                    let data = Bytes::from(text).slice(1..);
-                    if let Ok(text) = crate::Utf8Bytes::try_from(data) {
+                    // Drop the type digit without copying the text or checking it again.
+                    let text = crate::Utf8Bytes::whole(text);
+                    if let Some(text) = text.slice(1..text.len()) {
                         session.deliver(Message::Text(text));
                     }
                 }

@@ -26,7 +26,7 @@
 //! else { unreachable!() };
 //! let packet = socketio::decode_text(text).unwrap();
 //! assert_eq!((packet.nsp, packet.id), ("/chat", Some(7)));
-//! let Body::Event { name, args } = packet.body else { unreachable!() };
+//! let Body::Event { name, args, .. } = packet.body else { unreachable!() };
 //! assert_eq!(name, "hello");
 //! assert_eq!(&text[args[0].clone()], r#"{"n":1}"#);
 //! ```

@@ -15,7 +15,7 @@
 //! let text = r#"2/chat,12["message",{"text":"hi"},3]"#;
 //! let packet = socketio::decode_text(text).unwrap();
 //! assert_eq!((packet.kind, packet.nsp, packet.id), (PacketType::Event, "/chat", Some(12)));
-//! let Body::Event { name, args } = packet.body else { unreachable!() };
+//! let Body::Event { name, args, .. } = packet.body else { unreachable!() };
 //! assert_eq!(name, "message");
 //! assert_eq!(&text[args[0].clone()], r#"{"text":"hi"}"#);
 //!
@@ -34,6 +34,7 @@ use std::ops::Range;
 
 mod decode;
 mod encode;
+mod json;
 mod placeholder;
 
 pub(crate) use decode::check_depth;
@@ -238,14 +239,23 @@ pub enum Body<'a> {
         /// The event name; a number name becomes its JavaScript decimal text (`1e3` is `"1000"`).
         name: Cow<'a, str>,
         /// The ranges of each further argument's raw JSON text.
-        args: Vec<Range<usize>>,
+        args: ArgRanges,
+        /// No argument holds whitespace outside its strings: each range is compact JSON
+        /// that can be written out as it is.
+        compact: bool,
     },
     /// An ACK or BINARY_ACK.
     Ack {
         /// The ranges of each argument's raw JSON text.
-        args: Vec<Range<usize>>,
+        args: ArgRanges,
+        /// As for [`Body::Event`].
+        compact: bool,
     },
 }
+
+/// The byte ranges of a packet's arguments in its text. The first few are kept inline, so
+/// decoding an ordinary event allocates nothing for them.
+pub type ArgRanges = smallvec::SmallVec<[Range<usize>; 3]>;
 
 /// Why a packet could not be encoded.
 #[derive(Debug)]

@@ -220,13 +220,13 @@ mod socketio_json {
                 prop_assert!(input[range.clone()].starts_with('{'), "auth is an object");
                 vec![range.clone()]
             }
-            Body::Event { name, args } => {
+            Body::Event { name, args, .. } => {
                 prop_assert!(!RESERVED_EVENTS.contains(&&**name));
-                args.clone()
+                args.to_vec()
             }
-            Body::Ack { args } => {
+            Body::Ack { args, .. } => {
                 prop_assert!(packet.id.is_some());
-                args.clone()
+                args.to_vec()
             }
         };
         for range in ranges {
@@ -336,13 +336,13 @@ mod socketio_json {
             };
             let mut out = String::from("4");
             match &packet.body {
-                Body::Event { name, args } => {
+                Body::Event { name, args, .. } => {
                     let attachments =
                         socketio::encode_event(&mut out, packet.nsp, packet.id, name, &raw(args)).unwrap();
                     prop_assert!(attachments.is_empty());
                     let again = socketio::decode_text(&out[1..]).unwrap();
                     prop_assert_eq!((again.nsp, again.id), (packet.nsp, packet.id));
-                    let Body::Event { name: name2, args: args2 } = again.body else {
+                    let Body::Event { name: name2, args: args2, .. } = again.body else {
                         return Err(TestCaseError::fail("not an event"));
                     };
                     prop_assert_eq!(&name2, name);
@@ -350,12 +350,12 @@ mod socketio_json {
                     let texts2: Vec<_> = args2.iter().map(|r| &out[1..][r.clone()]).collect();
                     prop_assert_eq!(texts, texts2);
                 }
-                Body::Ack { args } => {
+                Body::Ack { args, .. } => {
                     let id = packet.id.unwrap();
                     socketio::encode_ack(&mut out, packet.nsp, id, &raw(args)).unwrap();
                     let again = socketio::decode_text(&out[1..]).unwrap();
                     prop_assert_eq!((again.nsp, again.id), (packet.nsp, packet.id));
-                    let Body::Ack { args: args2 } = again.body else {
+                    let Body::Ack { args: args2, .. } = again.body else {
                         return Err(TestCaseError::fail("not an ack"));
                     };
                     let texts: Vec<_> = args.iter().map(|r| &input[r.clone()]).collect();
@@ -373,7 +373,7 @@ mod socketio_json {
             let Ok(packet) = socketio::decode_text(&input) else { return Ok(()) };
             let attachments: Vec<Bytes> =
                 (0..packet.attachments).map(|i| Bytes::from(vec![i as u8; i])).collect();
-            let (Body::Event { args, .. } | Body::Ack { args }) = &packet.body else {
+            let (Body::Event { args, .. } | Body::Ack { args, .. }) = &packet.body else {
                 return Ok(());
             };
             let Some(values) = try_resolve(&input, args, &attachments) else { return Ok(()) };
@@ -384,7 +384,7 @@ mod socketio_json {
                 _ => socketio::encode_ack(&mut out, packet.nsp, packet.id.unwrap(), &values).unwrap(),
             };
             let again = socketio::decode_text(&out).unwrap();
-            let (Body::Event { args: args2, .. } | Body::Ack { args: args2 }) = &again.body else {
+            let (Body::Event { args: args2, .. } | Body::Ack { args: args2, .. }) = &again.body else {
                 return Err(TestCaseError::fail("not an event or ack"));
             };
             let values2 = resolve(&out, args2, &attachments2);
@@ -417,7 +417,7 @@ mod socketio_json {
             let packet = socketio::decode_text(&out[1..]).unwrap();
             let kind = if attachments.is_empty() { PacketType::Event } else { PacketType::BinaryEvent };
             prop_assert_eq!((packet.kind, packet.nsp, packet.id, packet.attachments), (kind, &*nsp, id, attachments.len()));
-            let Body::Event { name: name2, args: ranges } = &packet.body else {
+            let Body::Event { name: name2, args: ranges, .. } = &packet.body else {
                 return Err(TestCaseError::fail("not an event"));
             };
             prop_assert_eq!(name2, &name);
@@ -441,7 +441,7 @@ mod socketio_json {
             }
             let packet = socketio::decode_text(&out).unwrap();
             prop_assert_eq!(packet.id, Some(id));
-            let Body::Ack { args: ranges } = &packet.body else {
+            let Body::Ack { args: ranges, .. } = &packet.body else {
                 return Err(TestCaseError::fail("not an ack"));
             };
             let values = resolve(&out, ranges, &attachments);
@@ -652,9 +652,9 @@ mod socketio_msgpack {
         fn decoded_packets_reencode(input in prop_oneof![wire_bytes(), packet_bytes()]) {
             let Ok(packet) = msgpack::decode(&input) else { return Ok(()) };
             let bytes = match &packet.body {
-                MsgpackBody::Event { name, args } =>
+                MsgpackBody::Event { name, args, .. } =>
                     msgpack::encode_event(&packet.nsp, packet.id, name, args).unwrap(),
-                MsgpackBody::Ack { args } =>
+                MsgpackBody::Ack { args, .. } =>
                     msgpack::encode_ack(&packet.nsp, packet.id.unwrap(), args).unwrap(),
                 MsgpackBody::None if packet.kind == PacketType::Disconnect =>
                     msgpack::encode_disconnect(&packet.nsp),

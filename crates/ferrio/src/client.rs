@@ -179,7 +179,7 @@ impl SocketIoHandler {
         match client.socket(&nsp) {
             Some(socket) => {
                 if let Inbound::Event { event, id, .. } = &inbound {
-                    tracing::debug!(ns = %nsp, socket = %socket.id(), event, ack = id.is_some(), "event received");
+                    tracing::debug!(ns = %nsp, socket = %socket.id(), event = event.as_str(), ack = id.is_some(), "event received");
                 }
                 let observers = &self.server.shared.observers;
                 if let (false, Inbound::Event { event, args, .. }) =

@@ -1,11 +1,10 @@
 //! The connect flow, in one place: a client's CONNECT for a namespace, from the packet to an
 //! admitted socket whose connect handler has run (or to the client's refusal).
 
-use std::borrow::Cow;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
-use ferrio_engine::Socket as EngineSocket;
+use ferrio_engine::{Socket as EngineSocket, Utf8Bytes};
 use futures_util::FutureExt;
 
 use crate::adapter::{BroadcastPacket, IntoRoom};
@@ -80,7 +79,7 @@ pub(crate) fn connect(
         .as_ref()
         .is_some_and(|recovery| recovery.skips_middlewares());
     // Counted like a handler while it waits (for the adapter or a middleware).
-    run(&origin, Cow::Borrowed("connect"), async move {
+    run(&origin, Utf8Bytes::from_static("connect"), async move {
         let _ = ns.ready().await;
         if let Some(claim) = claim {
             let recovered = recover(&ns, &engine, parser, &nsp, auth, claim, skip_middlewares);

@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::fmt;
 
+use ferrio_engine::Utf8Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::error::DisconnectReason;
@@ -15,13 +16,18 @@ use crate::socket::SocketRef;
 /// An event as it reaches an event handler's extractors.
 pub struct EventParts {
     socket: SocketRef,
-    event: String,
+    event: Utf8Bytes,
     args: Payload,
     ack: Option<u64>,
 }
 
 impl EventParts {
-    pub(crate) fn new(socket: SocketRef, event: String, args: Payload, ack: Option<u64>) -> Self {
+    pub(crate) fn new(
+        socket: SocketRef,
+        event: Utf8Bytes,
+        args: Payload,
+        ack: Option<u64>,
+    ) -> Self {
         Self {
             socket,
             event,
@@ -62,7 +68,7 @@ impl EventParts {
         }
     }
 
-    pub(crate) fn into_origin(self) -> (SocketRef, String) {
+    pub(crate) fn into_origin(self) -> (SocketRef, Utf8Bytes) {
         (self.socket, self.event)
     }
 }
@@ -179,7 +185,7 @@ pub struct Event(pub String);
 impl FromEventParts for Event {
     type Rejection = Infallible;
     fn from_event_parts(parts: &mut EventParts) -> Result<Self, Infallible> {
-        Ok(Event(parts.event.clone()))
+        Ok(Event(parts.event.to_string()))
     }
 }
 

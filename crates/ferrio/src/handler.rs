@@ -6,13 +6,14 @@
 //! `()` or `Result<(), E>` (an error is logged with the namespace, socket and event), or a
 //! future of either.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+
+use ferrio_engine::Utf8Bytes;
 
 use crate::client::Running;
 use crate::error::{ConnectRefusal, DisconnectReason};
@@ -28,7 +29,7 @@ use crate::socket::SocketRef;
 /// error it returns is logged as `what` (the event, `connect` or `disconnect`) of `socket`.
 pub(crate) fn run<Out: HandlerOutput>(
     socket: &SocketRef,
-    what: Cow<'static, str>,
+    what: Utf8Bytes,
     future: impl Future<Output = Out> + Send + 'static,
 ) {
     inline_or_spawn(
@@ -376,7 +377,7 @@ macro_rules! impl_handlers {
                     Ok(value) => value,
                     Err(e) => return log_error(&socket, "connect", &e),
                 };)*
-                run(&socket, Cow::Borrowed("connect"), (self)($($ty,)*));
+                run(&socket, Utf8Bytes::from_static("connect"), (self)($($ty,)*));
             }
         }
 
@@ -413,7 +414,7 @@ macro_rules! impl_handlers {
                 };)*
                 let future = (self)($($ty,)*);
                 let (socket, event) = parts.into_origin();
-                run(&socket, Cow::Owned(event), future);
+                run(&socket, event, future);
             }
         }
 
@@ -449,7 +450,7 @@ macro_rules! impl_handlers {
                     Ok(value) => value,
                     Err(e) => return log_error(&socket, "disconnect", &e),
                 };)*
-                run(&socket, Cow::Borrowed("disconnect"), (self)($($ty,)*));
+                run(&socket, Utf8Bytes::from_static("disconnect"), (self)($($ty,)*));
             }
         }
 

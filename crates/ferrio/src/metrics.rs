@@ -16,7 +16,7 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ferrio_engine::Transport;
 use prometheus::{
@@ -69,6 +69,41 @@ struct Inner {
     upgrades: IntCounter,
     slow_closes: IntCounter,
     high_water: IntGauge,
+    /// The counters every event touches, by namespace, so an event does not look its
+    /// labels up again (hashing them) four times over.
+    traffic: Mutex<Vec<(Box<str>, Traffic)>>,
+}
+
+/// A namespace's event counters.
+struct Traffic {
+    received: IntCounter,
+    recv_bytes: IntCounter,
+    sent: IntCounter,
+    transmit_bytes: IntCounter,
+}
+
+/// Namespaces whose counters are kept at hand; events of others (an application with many
+/// dynamic namespaces) look theirs up each time.
+const TRAFFIC_KEPT: usize = 16;
+
+impl Inner {
+    fn traffic(&self, ns: &str, count: impl FnOnce(&Traffic)) {
+        let mut kept = self.traffic.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, traffic)) = kept.iter().find(|(name, _)| **name == *ns) {
+            return count(traffic);
+        }
+        let labels = [ns];
+        let traffic = Traffic {
+            received: self.received.with_label_values(&labels),
+            recv_bytes: self.recv_bytes.with_label_values(&labels),
+            sent: self.sent.with_label_values(&labels),
+            transmit_bytes: self.transmit_bytes.with_label_values(&labels),
+        };
+        count(&traffic);
+        if kept.len() < TRAFFIC_KEPT {
+            kept.push((ns.into(), traffic));
+        }
+    }
 }
 
 fn by_namespace(name: &str, help: &str) -> IntCounterVec {
@@ -138,6 +173,7 @@ impl Metrics {
             )
             .expect("a valid metric name"),
             registry,
+            traffic: Mutex::new(Vec::new()),
         };
         let collectors: [Box<dyn prometheus::core::Collector>; 14] = [
             Box::new(inner.connected.clone()),
@@ -241,18 +277,17 @@ impl Observer for Metrics {
     }
 
     fn event_received(&self, socket: &SocketRef, _event: &str, _args: &Payload, size: usize) {
-        let ns = [socket.ns()];
-        self.0.received.with_label_values(&ns).inc();
-        self.0.recv_bytes.with_label_values(&ns).inc_by(bytes(size));
+        self.0.traffic(socket.ns(), |traffic| {
+            traffic.received.inc();
+            traffic.recv_bytes.inc_by(bytes(size));
+        });
     }
 
     fn event_sent(&self, socket: &SocketRef, sent: &Sent<'_>) {
-        let ns = [socket.ns()];
-        self.0.sent.with_label_values(&ns).inc();
-        self.0
-            .transmit_bytes
-            .with_label_values(&ns)
-            .inc_by(bytes(sent.bytes()));
+        self.0.traffic(socket.ns(), |traffic| {
+            traffic.sent.inc();
+            traffic.transmit_bytes.inc_by(bytes(sent.bytes()));
+        });
     }
 
     fn packet_dropped(&self, socket: &SocketRef) {

@@ -1,12 +1,11 @@
 //! The two Socket.IO parsers: how packets become Engine.IO messages and back.
 
 use std::borrow::Cow;
-use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use ferrio_engine::{Message, PreparedMessage, SendError, Socket as EngineSocket, Utf8Bytes};
-use ferrio_protocol::socketio::{self, Body, DecodeError, EncodeError, PacketType};
+use ferrio_protocol::socketio::{self, ArgRanges, Body, DecodeError, EncodeError, PacketType};
 use serde::Serialize;
 
 use crate::error::EmitError;
@@ -217,7 +216,7 @@ pub(crate) enum Incoming {
     Event {
         nsp: Nsp,
         id: Option<u64>,
-        event: String,
+        event: Utf8Bytes,
         args: Payload,
     },
     Ack {
@@ -234,8 +233,9 @@ pub(crate) struct PendingBinary {
     kind: PacketType,
     nsp: Nsp,
     id: Option<u64>,
-    event: String,
-    args: Vec<Range<usize>>,
+    event: Utf8Bytes,
+    args: ArgRanges,
+    compact: bool,
     expected: usize,
     attachments: Vec<Bytes>,
 }
@@ -296,7 +296,7 @@ fn decode_json(
                 return Ok(None);
             }
             let binary = *pending.take().expect("checked just above");
-            let args = Payload::json(binary.text, binary.args, binary.attachments);
+            let args = Payload::json(binary.text, binary.args, binary.attachments, binary.compact);
             Ok(Some(match binary.kind {
                 PacketType::BinaryAck => Incoming::Ack {
                     nsp: binary.nsp,
@@ -317,7 +317,7 @@ fn decode_json(
 fn decode_text(text: Utf8Bytes) -> Result<Decoded, DecodeError> {
     let packet = socketio::decode_text(&text)?;
     let nsp = nsp_name(packet.nsp);
-    let (event, args) = match packet.body {
+    let (event, args, compact) = match packet.body {
         Body::None => {
             return Ok(Decoded::Packet(match packet.kind {
                 PacketType::Connect => Incoming::Connect { nsp, auth: None },
@@ -325,14 +325,23 @@ fn decode_text(text: Utf8Bytes) -> Result<Decoded, DecodeError> {
             }));
         }
         Body::Auth(range) => {
-            let auth = Payload::json(text.clone(), vec![range], Vec::new());
+            let auth = Payload::json(
+                text.clone(),
+                ArgRanges::from_elem(range, 1),
+                Vec::new(),
+                false,
+            );
             return Ok(Decoded::Packet(Incoming::Connect {
                 nsp,
                 auth: Some(auth),
             }));
         }
-        Body::Event { name, args } => (name.into_owned(), args),
-        Body::Ack { args } => (String::new(), args),
+        Body::Event {
+            name,
+            args,
+            compact,
+        } => (event_name(&text, name), args, compact),
+        Body::Ack { args, compact } => (Utf8Bytes::default(), args, compact),
     };
     let (kind, id, expected) = (packet.kind, packet.id, packet.attachments);
     if expected > 0 {
@@ -343,11 +352,12 @@ fn decode_text(text: Utf8Bytes) -> Result<Decoded, DecodeError> {
             id,
             event,
             args,
+            compact,
             expected,
             attachments: Vec::with_capacity(expected),
         })));
     }
-    let args = Payload::json(text, args, Vec::new());
+    let args = Payload::json(text, args, Vec::new(), compact);
     Ok(Decoded::Packet(match kind {
         PacketType::Ack => Incoming::Ack {
             nsp,
@@ -361,6 +371,19 @@ fn decode_text(text: Utf8Bytes) -> Result<Decoded, DecodeError> {
             args,
         },
     }))
+}
+
+/// The event name as a part of the packet's text when it is written there as is (the usual
+/// case: no escapes), so it costs no allocation.
+fn event_name(text: &Utf8Bytes, name: Cow<'_, str>) -> Utf8Bytes {
+    match name {
+        Cow::Borrowed(name) => {
+            let start = (name.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+            text.slice(start..start.saturating_add(name.len()))
+                .unwrap_or_else(|| Utf8Bytes::from(name))
+        }
+        Cow::Owned(name) => Utf8Bytes::from(name),
+    }
 }
 
 #[cfg(feature = "msgpack")]
@@ -380,7 +403,7 @@ fn decode_msgpack(data: &[u8]) -> Result<Incoming, DecodeError> {
         MsgpackBody::Event { name, args } => Incoming::Event {
             nsp,
             id: packet.id,
-            event: name,
+            event: Utf8Bytes::from(name),
             args: Payload::values(args),
         },
         MsgpackBody::Ack { args } => Incoming::Ack {

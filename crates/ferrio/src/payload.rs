@@ -1,16 +1,14 @@
 //! [`Payload`]: the arguments of an event or an acknowledgement, as received.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
 use bytes::Bytes;
 use ferrio_engine::Utf8Bytes;
-use ferrio_protocol::socketio;
+use ferrio_protocol::socketio::{self, ArgRanges};
 use serde::de::DeserializeOwned;
 use serde::ser::{Error as _, SerializeSeq};
 use serde::{Serialize, Serializer};
-use serde_json::value::RawValue;
 
 /// The arguments of an event or an acknowledgement, kept as they arrived.
 ///
@@ -33,8 +31,11 @@ enum Inner {
     /// the attachments.
     Json {
         text: Utf8Bytes,
-        args: Vec<Range<usize>>,
+        args: ArgRanges,
         attachments: Vec<Bytes>,
+        /// Every argument is compact JSON (checked by the decoder), so it is written out as
+        /// it is.
+        compact: bool,
     },
     /// Decoded values (the msgpack parser, or arguments built on the server).
     Values(Vec<rmpv::Value>),
@@ -59,11 +60,17 @@ impl fmt::Display for PayloadError {
 impl std::error::Error for PayloadError {}
 
 impl Payload {
-    pub(crate) fn json(text: Utf8Bytes, args: Vec<Range<usize>>, attachments: Vec<Bytes>) -> Self {
+    pub(crate) fn json(
+        text: Utf8Bytes,
+        args: ArgRanges,
+        attachments: Vec<Bytes>,
+        compact: bool,
+    ) -> Self {
         Self(Inner::Json {
             text,
             args,
             attachments,
+            compact,
         })
     }
 
@@ -108,6 +115,7 @@ impl Payload {
                 text,
                 args,
                 attachments,
+                ..
             } if attachments.is_empty() => {
                 serde_json::from_str(json_arg(text, args, index)).map_err(PayloadError::new)
             }
@@ -122,6 +130,7 @@ impl Payload {
                 text,
                 args,
                 attachments,
+                ..
             } if attachments.is_empty() => {
                 let mut joined = String::with_capacity(text.len() + 2);
                 joined.push('[');
@@ -158,6 +167,7 @@ impl Payload {
                 text,
                 args,
                 attachments,
+                ..
             } => {
                 let raw = json_arg(text, args, index);
                 if attachments.is_empty() {
@@ -196,13 +206,16 @@ impl Serialize for Arg<'_> {
                 text,
                 args,
                 attachments,
+                compact,
             } if attachments.is_empty() && writes_json::<S>() => {
+                // The decoder checked the text when it arrived: written out verbatim, once the
+                // client's whitespace (rare) is gone, without being parsed again.
                 let raw = json_arg(text, args, self.index);
-                // The text was validated when it arrived; as raw JSON a JSON serializer writes
-                // it verbatim, so only the client's whitespace (rare) needs removing first.
-                let raw = compact(raw);
-                let raw: &RawValue = serde_json::from_str(&raw).map_err(S::Error::custom)?;
-                raw.serialize(serializer)
+                if *compact {
+                    Verbatim(raw).serialize(serializer)
+                } else {
+                    Verbatim(&compact_json(raw)).serialize(serializer)
+                }
             }
             Inner::Values(values) => match values.get(self.index) {
                 Some(value) => value.serialize(serializer),
@@ -225,32 +238,49 @@ fn writes_json<S: Serializer>() -> bool {
     std::any::type_name::<S>().starts_with("&mut serde_json::ser::Serializer<")
 }
 
-/// `json` without whitespace outside strings, so what the server writes stays compact
-/// whatever the client sent. Borrows when there is none (the usual case).
-fn compact(json: &str) -> Cow<'_, str> {
-    let is_space = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
-    if !json.bytes().any(is_space) {
-        return Cow::Borrowed(json);
+/// Valid JSON text that serde_json's serializer writes as it is: the form its own `RawValue`
+/// serializes to (a one-field struct under the name serde_json reserves for raw values), so
+/// the text is not parsed a second time on the way out. Only ever given to serde_json's
+/// serializer ([`writes_json`]); `verbatim_is_written_as_is` below checks that serde_json
+/// still writes it so.
+struct Verbatim<'a>(&'a str);
+
+/// The struct name and field serde_json's serializer recognises as raw JSON.
+const RAW_JSON_TOKEN: &str = "$serde_json::private::RawValue";
+
+impl Serialize for Verbatim<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut raw = serializer.serialize_struct(RAW_JSON_TOKEN, 1)?;
+        raw.serialize_field(RAW_JSON_TOKEN, self.0)?;
+        raw.end()
     }
-    let mut out = String::with_capacity(json.len());
+}
+
+/// `json` (valid JSON) without whitespace outside strings, so what the server writes stays
+/// compact whatever the client sent.
+fn compact_json(json: &str) -> String {
+    let mut out = Vec::with_capacity(json.len());
     let (mut in_string, mut escaped) = (false, false);
-    for c in json.chars() {
+    // Bytewise: every byte this looks at is ASCII, and UTF-8 sequences pass through whole.
+    for &b in json.as_bytes() {
         if in_string {
             if escaped {
                 escaped = false;
-            } else if c == '\\' {
+            } else if b == b'\\' {
                 escaped = true;
-            } else if c == '"' {
+            } else if b == b'"' {
                 in_string = false;
             }
-        } else if c == '"' {
+        } else if b == b'"' {
             in_string = true;
-        } else if c.is_ascii() && is_space(c as u8) {
+        } else if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
             continue;
         }
-        out.push(c);
+        out.push(b);
     }
-    Cow::Owned(out)
+    // Only ASCII bytes were left out, so the text is still UTF-8.
+    String::from_utf8(out).unwrap_or_else(|_| json.to_owned())
 }
 
 impl Serialize for Payload {
@@ -274,6 +304,7 @@ impl fmt::Debug for Payload {
                 text,
                 args,
                 attachments,
+                ..
             } => {
                 let args: Vec<&str> = args.iter().map(|r| &text[r.clone()]).collect();
                 f.debug_struct("Payload")
@@ -290,8 +321,31 @@ impl fmt::Debug for Payload {
 mod tests {
     use super::*;
 
+    /// A payload as the decoder makes it: `compact` when no argument has whitespace.
     fn json(text: &'static str, args: &[Range<usize>]) -> Payload {
-        Payload::json(Utf8Bytes::from_static(text), args.to_vec(), Vec::new())
+        let compact = args
+            .iter()
+            .all(|r| compact_json(&text[r.clone()]) == text[r.clone()]);
+        Payload::json(
+            Utf8Bytes::from_static(text),
+            args.iter().cloned().collect(),
+            Vec::new(),
+            compact,
+        )
+    }
+
+    #[test]
+    fn verbatim_is_written_as_is() {
+        // serde_json writes the text without looking at it: this is what would break if
+        // serde_json stopped recognising its raw-value form.
+        assert_eq!(
+            serde_json::to_string(&Verbatim("{ oops")).unwrap(),
+            "{ oops"
+        );
+        assert_eq!(
+            serde_json::to_string(&(1, Verbatim(r#"{"a":[1]}"#))).unwrap(),
+            r#"[1,{"a":[1]}]"#
+        );
     }
 
     #[test]
@@ -331,7 +385,8 @@ mod tests {
         let text = "[\"e\", { \"a b\" :\t[ 1 ,\n2 ] } ]";
         let p = json(text, std::slice::from_ref(&(6..text.len() - 2)));
         assert_eq!(serde_json::to_string(&p).unwrap(), r#"[{"a b":[1,2]}]"#);
-        assert_eq!(compact(r#""x\" y""#), r#""x\" y""#);
+        assert_eq!(compact_json(r#""x\" y""#), r#""x\" y""#);
+        assert_eq!(compact_json("[\"é ü\", 1 ]"), "[\"é ü\",1]");
     }
 
     #[test]
@@ -360,6 +415,7 @@ mod tests {
             Utf8Bytes::from_static(text),
             std::iter::once(5..text.len() - 1).collect(),
             vec![Bytes::from_static(b"\x01\x02")],
+            true,
         );
         #[derive(serde::Deserialize)]
         struct B {

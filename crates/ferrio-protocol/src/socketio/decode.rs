@@ -7,6 +7,7 @@ use std::ops::Range;
 use serde::de::{self, Deserializer as _, Visitor};
 use serde_json::value::RawValue;
 
+use super::json::{self, ScanError};
 use super::placeholder::{self, Attachments};
 use super::{
     Body, DecodeError, MAX_ACK_ID, MAX_ATTACHMENTS, MAX_DEPTH, PacketType, RESERVED_EVENTS,
@@ -97,25 +98,35 @@ pub fn decode_text(input: &str) -> Result<TextPacket<'_>, DecodeError> {
             return Err(DecodeError::MissingAckId);
         }
         PacketType::Event | PacketType::BinaryEvent => {
-            let elements = array(data, DecodeError::BadEventData)?;
-            let (first, rest) = elements.split_first().ok_or(DecodeError::BadEventData)?;
-            let name = event_name(first)?;
+            let mut elements = array(data, DecodeError::BadEventData)?;
+            if elements.ranges.is_empty() {
+                return Err(DecodeError::BadEventData);
+            }
+            let first = elements.ranges.remove(0);
+            let name = event_name(&data[first])?;
             if RESERVED_EVENTS.contains(&&*name) {
                 return Err(DecodeError::ReservedEventName);
             }
             if binary {
-                check_placeholders(rest, attachments)?;
+                check_placeholders(data, &elements.ranges, attachments)?;
             }
-            let args = rest.iter().map(|raw| range_of(input, raw)).collect();
-            Body::Event { name, args }
+            json::shifted(&mut elements.ranges, pos);
+            Body::Event {
+                name,
+                args: elements.ranges,
+                compact: elements.compact,
+            }
         }
         PacketType::Ack | PacketType::BinaryAck => {
-            let elements = array(data, DecodeError::BadAckData)?;
+            let mut elements = array(data, DecodeError::BadAckData)?;
             if binary {
-                check_placeholders(&elements, attachments)?;
+                check_placeholders(data, &elements.ranges, attachments)?;
             }
-            let args = elements.iter().map(|raw| range_of(input, raw)).collect();
-            Body::Ack { args }
+            json::shifted(&mut elements.ranges, pos);
+            Body::Ack {
+                args: elements.ranges,
+                compact: elements.compact,
+            }
         }
     };
 
@@ -141,17 +152,14 @@ fn digits(bytes: &[u8], start: usize) -> Option<(u64, usize)> {
 }
 
 /// The elements of `data`, a JSON array; `not_array` when the data is valid JSON but no array.
-fn array(data: &str, not_array: DecodeError) -> Result<Vec<&RawValue>, DecodeError> {
+fn array(data: &str, not_array: DecodeError) -> Result<json::Elements, DecodeError> {
     if data.is_empty() {
         return Err(DecodeError::MissingData);
     }
-    check_depth(data)?;
-    serde_json::from_str::<Vec<&RawValue>>(data).map_err(|_| {
-        // The rare error path tells invalid JSON from a valid non-array.
-        match serde_json::from_str::<&RawValue>(data) {
-            Ok(_) => not_array,
-            Err(_) => DecodeError::InvalidJson,
-        }
+    json::scan_array(data).map_err(|err| match err {
+        ScanError::Invalid => DecodeError::InvalidJson,
+        ScanError::NotArray => not_array,
+        ScanError::TooDeep => DecodeError::TooDeep,
     })
 }
 
@@ -161,9 +169,13 @@ fn range_of(input: &str, raw: &RawValue) -> Range<usize> {
     start..start + raw.get().len()
 }
 
-fn check_placeholders(args: &[&RawValue], attachments: usize) -> Result<(), DecodeError> {
-    for raw in args {
-        placeholder::parse(raw.get(), Attachments::Count(attachments))?;
+fn check_placeholders(
+    data: &str,
+    args: &[Range<usize>],
+    attachments: usize,
+) -> Result<(), DecodeError> {
+    for range in args {
+        placeholder::parse(&data[range.clone()], Attachments::Count(attachments))?;
     }
     Ok(())
 }
@@ -204,9 +216,14 @@ pub(crate) fn check_depth(json: &str) -> Result<(), DecodeError> {
     Ok(())
 }
 
-fn event_name(raw: &RawValue) -> Result<Cow<'_, str>, DecodeError> {
-    let text = raw.get();
+/// The event name from the data array's first element (valid JSON).
+fn event_name(text: &str) -> Result<Cow<'_, str>, DecodeError> {
     match text.as_bytes().first() {
+        // The usual name: no escapes, so the text between the quotes.
+        Some(b'"') if !text.contains('\\') => Ok(Cow::Borrowed(
+            text.get(1..text.len().saturating_sub(1))
+                .ok_or(DecodeError::InvalidJson)?,
+        )),
         Some(b'"') => serde_json::Deserializer::from_str(text)
             .deserialize_str(StrVisitor)
             .map_err(|_| DecodeError::InvalidJson),
@@ -305,7 +322,7 @@ mod tests {
     /// The event name and the text of each argument.
     fn event(input: &str) -> (String, Vec<&str>) {
         match ok(input).body {
-            Body::Event { name, args } => (
+            Body::Event { name, args, .. } => (
                 name.into_owned(),
                 args.into_iter().map(|r| &input[r]).collect(),
             ),
@@ -315,7 +332,7 @@ mod tests {
 
     fn ack_args(input: &str) -> Vec<&str> {
         match ok(input).body {
-            Body::Ack { args } => args.into_iter().map(|r| &input[r]).collect(),
+            Body::Ack { args, .. } => args.into_iter().map(|r| &input[r]).collect(),
             other => panic!("{input:?}: not an ack: {other:?}"),
         }
     }

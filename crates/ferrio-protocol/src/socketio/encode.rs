@@ -427,7 +427,7 @@ mod tests {
     #[test]
     fn raw_values_pass_through_verbatim() {
         let text = r#"2["ev",{"a" : [1, 2]},"s\u00e9", 1.50 ]"#;
-        let Body::Event { name, args } = decode_text(text).unwrap().body else {
+        let Body::Event { name, args, .. } = decode_text(text).unwrap().body else {
             panic!()
         };
         let raws: Vec<&RawValue> = args
@@ -479,7 +479,7 @@ mod tests {
             (packet.kind, packet.nsp, packet.id, packet.attachments),
             (PacketType::BinaryEvent, "/chat", Some(7), 1)
         );
-        let Body::Event { name, args } = packet.body else {
+        let Body::Event { name, args, .. } = packet.body else {
             panic!()
         };
         assert_eq!(name, "up");

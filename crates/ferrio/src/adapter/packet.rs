@@ -131,7 +131,7 @@ impl BroadcastPacket {
         Ok(Self {
             parser,
             nsp: Arc::from(nsp.as_ref()),
-            event: Arc::from(event),
+            event: Arc::from(event.as_str()),
             ack_id: id,
             encoded: Encoded::from_messages(frames),
             own_ack_id: false,

@@ -5,6 +5,8 @@ use std::sync::atomic::Ordering;
 
 use super::SocketRef;
 use crate::error::DisconnectReason;
+use ferrio_engine::Utf8Bytes;
+
 use crate::extract::EventParts;
 use crate::payload::Payload;
 use crate::rate_limit::RateLimitPolicy;
@@ -13,7 +15,7 @@ use crate::rate_limit::RateLimitPolicy;
 #[derive(Debug)]
 pub(crate) enum Inbound {
     Event {
-        event: String,
+        event: Utf8Bytes,
         args: Payload,
         id: Option<u64>,
     },
@@ -97,7 +99,7 @@ impl SocketRef {
     }
 
     /// Delivers one event from the client: middlewares, catch-all listeners, then the handler.
-    fn on_event(&self, event: String, args: Payload, id: Option<u64>) {
+    fn on_event(&self, event: Utf8Bytes, args: Payload, id: Option<u64>) {
         let (middlewares, any, handler) = {
             let listeners = self.0.listeners();
             let rare = listeners.rare.as_ref();
@@ -114,7 +116,7 @@ impl SocketRef {
         };
         for middleware in &middlewares {
             if let Err(message) = middleware(self, &event, &args) {
-                tracing::debug!(ns = self.ns(), socket = %self.id(), event, %message, "event refused");
+                tracing::debug!(ns = self.ns(), socket = %self.id(), event = event.as_str(), %message, "event refused");
                 if let Some(id) = id {
                     let _ = self.send_ack(id, &(serde_json::json!({ "error": message }),));
                 }
@@ -126,7 +128,9 @@ impl SocketRef {
         }
         match handler {
             Some(handler) => handler(EventParts::new(self.clone(), event, args, id)),
-            None => tracing::trace!(ns = self.ns(), socket = %self.id(), event, "no handler"),
+            None => {
+                tracing::trace!(ns = self.ns(), socket = %self.id(), event = event.as_str(), "no handler")
+            }
         }
     }
 }
