@@ -29,6 +29,12 @@ pub(crate) struct WriteCoalescer<T> {
 }
 
 impl<T> WriteCoalescer<T> {
+    /// Room for `bytes` more (at most [`GATHER_LIMIT`]) in one allocation, rather than a
+    /// buffer that doubles its way up through a batch of frames.
+    pub(crate) fn expect(&mut self, bytes: usize) {
+        self.buf.reserve(bytes.min(GATHER_LIMIT));
+    }
+
     pub(crate) fn new(inner: T) -> Self {
         WriteCoalescer {
             inner,

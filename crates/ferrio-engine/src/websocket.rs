@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
 
 use crate::body::ResponseBody;
-use crate::coalesce::WriteCoalescer;
+use crate::coalesce::{MAX_HEADER, WriteCoalescer};
 use crate::engine::{Engine, SessionSlot};
 use crate::error::EngineError;
 use crate::handler::{CloseReason, Message, Transport};
@@ -297,8 +297,13 @@ fn write_batch<'a>(
     use tokio::io::AsyncWrite;
     let config = &session.engine.config;
     let limit = config.ping_interval.saturating_add(config.ping_timeout);
+    let mut sized = false;
     let write = std::future::poll_fn(move |cx| {
         let io = ws.get_mut();
+        if !sized {
+            sized = true;
+            io.expect(batch.iter().map(|f| f.wire_len() + MAX_HEADER).sum());
+        }
         loop {
             let Some(frame) = batch.front() else {
                 return Pin::new(&mut *io).poll_flush(cx);

@@ -284,10 +284,21 @@ impl Observer for Metrics {
     }
 
     fn event_sent(&self, socket: &SocketRef, sent: &Sent<'_>) {
-        self.0.traffic(socket.ns(), |traffic| {
-            traffic.sent.inc();
-            traffic.transmit_bytes.inc_by(bytes(sent.bytes()));
+        self.broadcast_sent(socket.ns(), sent, 1);
+    }
+
+    fn broadcast_sent(&self, nsp: &str, sent: &Sent<'_>, sockets: usize) {
+        let sockets = bytes(sockets);
+        self.0.traffic(nsp, |traffic| {
+            traffic.sent.inc_by(sockets);
+            traffic
+                .transmit_bytes
+                .inc_by(bytes(sent.bytes()).saturating_mul(sockets));
         });
+    }
+
+    fn takes_whole_broadcasts(&self) -> bool {
+        true
     }
 
     fn packet_dropped(&self, socket: &SocketRef) {

@@ -21,7 +21,7 @@ use crate::adapter::{
     LocalSockets, Recipients, RemoteSocketData, Room, ServerAck,
 };
 use crate::handler::Guarded;
-use crate::observe::{Observers, Sent};
+use crate::observe::Sent;
 use crate::operators::{BroadcastOperator, operator_entry_points};
 use crate::parser::Parser;
 use crate::payload::Payload;
@@ -246,6 +246,8 @@ impl LocalSockets for Namespace {
     fn send(&self, to: Recipients<'_>, packet: &BroadcastPacket, volatile: bool) -> usize {
         let mut sent = 0;
         let observers = &self.shared.observers;
+        let args = || packet.args().ok();
+        let observed = sent_of(packet, &args);
         // Queueing a packet never calls back into the namespace, so it runs under the lock.
         self.for_each(to, |socket| {
             if volatile && socket.0.engine.buffered() > 0 {
@@ -259,7 +261,7 @@ impl LocalSockets for Namespace {
                 Ok(()) => {
                     sent += 1;
                     if !observers.is_empty() {
-                        observe_broadcast(observers, socket, packet);
+                        observers.broadcast_to_socket(socket, &observed);
                     }
                 }
                 Err(e) => {
@@ -267,6 +269,9 @@ impl LocalSockets for Namespace {
                 }
             }
         });
+        if !observers.is_empty() {
+            observers.broadcast_whole(&self.name, &observed, sent);
+        }
         sent
     }
 
@@ -298,15 +303,20 @@ impl LocalSockets for Namespace {
             }
         };
         let mut acks = Vec::new();
+        let observers = &self.shared.observers;
+        let args = || packet.args().ok();
+        let observed = sent_of(packet, &args);
         self.for_each(to, |socket| {
             if let Some(ack) = socket.send_asking(packet, id, timeout) {
                 acks.push((socket.id(), ack));
-                let observers = &self.shared.observers;
                 if !observers.is_empty() {
-                    observe_broadcast(observers, socket, packet);
+                    observers.broadcast_to_socket(socket, &observed);
                 }
             }
         });
+        if !observers.is_empty() {
+            observers.broadcast_whole(&self.name, &observed, acks.len());
+        }
         acks
     }
 
@@ -365,14 +375,13 @@ impl LocalSockets for Namespace {
     }
 }
 
-/// Tells the observers about a broadcast packet queued for `socket`.
-fn observe_broadcast(observers: &Observers, socket: &SocketRef, packet: &BroadcastPacket) {
-    let sent = Sent {
+/// What the observers are told about a broadcast packet; `args` reads its arguments.
+fn sent_of<'a>(packet: &'a BroadcastPacket, args: &'a dyn Fn() -> Option<Payload>) -> Sent<'a> {
+    Sent {
         event: packet.event(),
         bytes: packet.encoded.len(),
-        args: &|| packet.args().ok(),
-    };
-    observers.each(|o| o.event_sent(socket, &sent));
+        args,
+    }
 }
 
 impl fmt::Debug for Namespace {

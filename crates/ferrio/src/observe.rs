@@ -61,8 +61,22 @@ pub trait Observer: Send + Sync + 'static {
     /// `bytes` is the size of the Engine.IO message that completed the packet.
     fn event_received(&self, socket: &SocketRef, event: &str, args: &Payload, bytes: usize) {}
 
-    /// An event was queued for `socket`'s client, by the socket or by a broadcast.
+    /// An event was queued for `socket`'s client, by the socket or by a broadcast (unless
+    /// this observer [takes broadcasts whole](Self::takes_whole_broadcasts)).
     fn event_sent(&self, socket: &SocketRef, sent: &Sent<'_>) {}
+
+    /// A broadcast of namespace `nsp` was queued for `sockets` sockets of this server. Called
+    /// instead of one [`event_sent`](Self::event_sent) per socket when
+    /// [`takes_whole_broadcasts`](Self::takes_whole_broadcasts) says so: an observer that only
+    /// counts pays once per broadcast rather than once per recipient.
+    fn broadcast_sent(&self, nsp: &str, sent: &Sent<'_>, sockets: usize) {}
+
+    /// Whether broadcasts reach this observer whole ([`broadcast_sent`](Self::broadcast_sent))
+    /// rather than socket by socket ([`event_sent`](Self::event_sent)). Asked once, when the
+    /// server is built.
+    fn takes_whole_broadcasts(&self) -> bool {
+        false
+    }
 
     /// The connection of `socket` moved from long-polling to WebSocket (called for each
     /// socket of the connection).
@@ -110,22 +124,55 @@ impl fmt::Debug for Sent<'_> {
 
 /// The observers of one server.
 #[derive(Clone, Default)]
-pub(crate) struct Observers(Arc<[Arc<dyn Observer>]>);
+pub(crate) struct Observers {
+    all: Arc<[Arc<dyn Observer>]>,
+    /// Those told about broadcasts socket by socket.
+    per_socket: Arc<[Arc<dyn Observer>]>,
+    /// Those told about broadcasts whole.
+    whole: Arc<[Arc<dyn Observer>]>,
+}
 
 impl Observers {
     pub(crate) fn new(list: Vec<Arc<dyn Observer>>) -> Self {
-        Self(list.into())
+        let (whole, per_socket): (Vec<_>, Vec<_>) = list
+            .iter()
+            .cloned()
+            .partition(|o| o.takes_whole_broadcasts());
+        Self {
+            all: list.into(),
+            per_socket: per_socket.into(),
+            whole: whole.into(),
+        }
+    }
+
+    /// Calls `event_sent` on the observers that take broadcasts socket by socket.
+    #[inline]
+    pub(crate) fn broadcast_to_socket(&self, socket: &SocketRef, sent: &Sent<'_>) {
+        for observer in self.per_socket.iter() {
+            observer.event_sent(socket, sent);
+        }
+    }
+
+    /// Calls `broadcast_sent` on the observers that take broadcasts whole.
+    #[inline]
+    pub(crate) fn broadcast_whole(&self, nsp: &str, sent: &Sent<'_>, sockets: usize) {
+        if sockets == 0 {
+            return;
+        }
+        for observer in self.whole.iter() {
+            observer.broadcast_sent(nsp, sent, sockets);
+        }
     }
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.all.is_empty()
     }
 
     /// Calls `f` on each observer.
     #[inline]
     pub(crate) fn each(&self, f: impl Fn(&dyn Observer)) {
-        for observer in self.0.iter() {
+        for observer in self.all.iter() {
             f(observer.as_ref());
         }
     }
