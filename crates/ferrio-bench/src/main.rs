@@ -25,6 +25,7 @@
 //! never part of the test suite.
 
 mod args;
+mod limits;
 mod load;
 mod proxy;
 mod report;
