@@ -12,7 +12,7 @@ const HINT = "build it with `cargo build -p interop` or point INTEROP_BIN at it"
 
 function cleanEnv(extra) {
   const env = { ...process.env };
-  for (const name of ["PARSER", "SIO_PATH", "REDIS_URL", "RECOVERY", "PING_INTERVAL_MS", "PING_TIMEOUT_MS"]) {
+  for (const name of ["PARSER", "SIO_PATH", "REDIS_URL", "RECOVERY", "PING_INTERVAL_MS", "PING_TIMEOUT_MS", "WS_READ_BUFFER_BYTES"]) {
     delete env[name];
   }
   return Object.assign(env, extra);
@@ -44,6 +44,28 @@ test("a heartbeat setting that is not a positive number exits with status 2", ()
     const run = spawnSync(BIN, [], { env: cleanEnv({ PORT: "0", [name]: value }), timeout: 10_000, encoding: "utf8" });
     assert.equal(run.status, 2, `${name}=${value}: ${run.stderr}`);
     assert.match(run.stderr, new RegExp(name));
+    assert.equal(run.stdout, "", "nothing printed on stdout");
+  }
+});
+
+test("WS_READ_BUFFER_BYTES (benchmarks only) starts the server, a bad value exits with status 2", { timeout: 20_000 }, async () => {
+  const server = startServer({
+    bin: BIN,
+    env: cleanEnv({ WS_READ_BUFFER_BYTES: "65536" }),
+    label: "interop (64 KiB WebSocket read buffer)",
+    hint: HINT,
+  });
+  try {
+    const port = await server.ready;
+    const res = await fetch(`http://127.0.0.1:${port}/health`);
+    assert.equal(res.status, 200);
+  } finally {
+    await server.stop();
+  }
+  for (const value of ["abc", "0", "-1"]) {
+    const run = spawnSync(BIN, [], { env: cleanEnv({ PORT: "0", WS_READ_BUFFER_BYTES: value }), timeout: 10_000, encoding: "utf8" });
+    assert.equal(run.status, 2, `WS_READ_BUFFER_BYTES=${value}: ${run.stderr}`);
+    assert.match(run.stderr, /WS_READ_BUFFER_BYTES/);
     assert.equal(run.stdout, "", "nothing printed on stdout");
   }
 });

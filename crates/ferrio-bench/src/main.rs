@@ -1,10 +1,12 @@
 //! `ferrio-bench`: the benchmark harness of Ferrio (see `docs/benchmarks.md`).
 //!
 //! ```text
-//! ferrio-bench compare [--runs 3] [--servers ferrio,socketioxide,node,axum-raw]
+//! ferrio-bench compare [--runs 3] [--servers ferrio,ferrio-64k,socketioxide,node,axum-raw]
 //!                      [--scenarios idle,echo-1,echo-100,fanout,polling,http-emit,cluster,
-//!                                   forwarding-round-robin,forwarding-affinity]
+//!                                   forwarding-round-robin,forwarding-affinity,
+//!                                   big-echo,big-fanout,scale]
 //!                      [--smoke] [--out DIR] [--profile release|debug] [--no-build]
+//!                      [--scale-sockets 100000]
 //! ferrio-bench report [--out DIR]     # tables and plot again from DIR/results.json
 //! ferrio-bench load SCENARIO --addr 127.0.0.1:3000 [--clients N] [--sockets N] ...
 //! ferrio-bench soak [--minutes 10] [--out DIR] [--rate 40] [--steady 20] ...
@@ -25,6 +27,7 @@
 //! never part of the test suite.
 
 mod args;
+mod limits;
 mod load;
 mod proxy;
 mod report;

@@ -102,8 +102,38 @@ fn metrics(scenario: &str) -> &'static [Metric] {
         share("proxy_busy_pct", "proxy busy (%)"),
         LOAD_BUSY,
     ];
+    const BIG_ECHO: &[Metric] = &[
+        metric("mb_per_sec", "MB/s echoed (one way)", true),
+        metric("cpu_ms_per_mb", "server CPU per MB (ms)", false),
+        metric("p50_us", "p50 (µs)", false),
+        metric("p99_us", "p99 (µs)", false),
+        SERVER_BUSY,
+        LOAD_BUSY,
+    ];
+    const BIG_FANOUT: &[Metric] = &[
+        metric("deliveries_per_sec", "deliveries/s", true),
+        metric("mb_per_sec", "MB/s delivered", true),
+        metric("cpu_us_per_delivery", "server CPU per delivery (µs)", false),
+        metric("cpu_ms_per_mb", "server CPU per MB (ms)", false),
+        SERVER_BUSY,
+        LOAD_BUSY,
+    ];
+    const SCALE: &[Metric] = &[
+        metric("kb_per_socket", "RSS per socket (KB)", false),
+        metric("connects_per_sec", "connects/s", true),
+        metric("broadcast_ms", "one broadcast to all (ms)", false),
+        metric(
+            "cpu_ms_per_broadcast",
+            "server CPU per broadcast (ms)",
+            false,
+        ),
+        share("generator_kb_per_socket", "generator RSS per socket (KB)"),
+    ];
     match scenario {
         "idle" => IDLE,
+        "big-echo" => BIG_ECHO,
+        "big-fanout" => BIG_FANOUT,
+        "scale" => SCALE,
         "forwarding-round-robin" | "forwarding-affinity" => FORWARDING,
         "cluster" => CLUSTER,
         "echo-1" => ECHO_ONE,
@@ -127,6 +157,10 @@ fn value(m: &Measurement, key: &str) -> Option<f64> {
         "proxy_cpu_us_per_op" => Some(m.proxy_cpu_ns? as f64 / load("ops")? / 1000.0),
         "proxy_busy_pct" => Some(m.proxy_cpu_ns? as f64 / load("seconds")? / 1e7),
         "cpu_ns_per_delivery" => Some(cpu? / load("deliveries")?),
+        "cpu_us_per_delivery" => Some(cpu? / load("deliveries")? / 1000.0),
+        // Megabytes of payload (big-echo: one way) between the marks.
+        "cpu_ms_per_mb" => Some(cpu? / load("megabytes")? / 1e6),
+        "cpu_ms_per_broadcast" => Some(cpu? / load("rounds")? / 1e6),
         "cpu_ms_per_1k_deliveries" => Some(cpu? / load("deliveries")? / 1000.0),
         "node1_cpu_pct" => Some(*m.node_cpu_ns.first()? as f64 * 100.0 / cpu?),
         "redis_busy_pct" => Some(m.redis_cpu_ns? as f64 / load("seconds")? / 1e7),
@@ -532,6 +566,25 @@ mod tests {
         assert_eq!(value(&m, "cpu_ms_per_1k_deliveries"), Some(2.0));
         assert_eq!(value(&m, "node1_cpu_pct"), Some(25.0));
         assert_eq!(value(&m, "redis_busy_pct"), Some(10.0));
+        // 2 ms of server CPU over 4 MB; over 2 broadcasts; over 1 000 deliveries.
+        let m = measurement(1, "ferrio", "big-echo", json!({"megabytes": 4.0}));
+        assert_eq!(value(&m, "cpu_ms_per_mb"), Some(0.5));
+        let m = measurement(1, "ferrio", "scale", json!({"rounds": 2, "sockets": 10}));
+        assert_eq!(value(&m, "cpu_ms_per_broadcast"), Some(1.0));
+        assert!(value(&m, "kb_per_socket").is_some());
+        let m = measurement(1, "ferrio", "big-fanout", json!({"deliveries": 1000}));
+        assert_eq!(value(&m, "cpu_us_per_delivery"), Some(2.0));
+    }
+
+    #[test]
+    fn the_new_scenarios_have_their_own_tables() {
+        for (scenario, main) in [
+            ("big-echo", "mb_per_sec"),
+            ("big-fanout", "deliveries_per_sec"),
+            ("scale", "kb_per_socket"),
+        ] {
+            assert_eq!(metrics(scenario)[0].key, main, "{scenario}");
+        }
     }
 
     #[test]

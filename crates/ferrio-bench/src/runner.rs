@@ -34,6 +34,8 @@ pub(crate) struct Server {
     /// Whether its cluster nodes pass requests for each other's sessions on (the forwarding
     /// scenarios: no sticky sessions needed).
     forwarding: bool,
+    /// The only scenarios it runs (a variant of a server measured where the variant matters).
+    only: Option<&'static [&'static str]>,
 }
 
 /// A scenario as the tables name it, with the generator's scenario and sizes.
@@ -46,6 +48,11 @@ pub(crate) struct Scenario {
     nodes: usize,
     /// The mode of the reverse proxy the generator goes through (`proxy.rs`), if any.
     proxy: Option<&'static str>,
+    /// Open files the runner, and so every process it starts, must be allowed (0: no need
+    /// beyond the usual).
+    open_files: u64,
+    /// A larger V8 heap for the Node.js server (`--max-old-space-size`, in MB).
+    node_heap_mb: Option<u32>,
 }
 
 /// One server in one scenario in one run.
@@ -96,8 +103,15 @@ pub(crate) fn compare(mut args: Args) -> Result<(), BoxError> {
     let smoke = args.flag("smoke");
     let no_build = args.flag("no-build");
     let profile: String = args.value("profile", "release")?;
-    let servers_arg: String = args.value("servers", "ferrio,socketioxide,node,axum-raw")?;
+    let servers_arg: String =
+        args.value("servers", "ferrio,ferrio-64k,socketioxide,node,axum-raw")?;
     let scenarios_arg: String = args.value("scenarios", "all")?;
+    // The scale scenario's sockets (default 100 000; 200 in the smoke run), for a machine
+    // whose open-file limit cannot be raised that far.
+    let scale_sockets: Option<usize> = match args.value::<usize>("scale-sockets", "0")? {
+        0 => None,
+        n => Some(n),
+    };
     let default_out = root.join("docs/benchmarks");
     let out: PathBuf = args.value("out", &default_out.display().to_string())?;
     args.finish()?;
@@ -108,7 +122,7 @@ pub(crate) fn compare(mut args: Args) -> Result<(), BoxError> {
     let binaries = target.join(if profile == "dev" { "debug" } else { &profile });
     let all_servers = servers(&root, &binaries);
     let servers = pick(&all_servers, &servers_arg, |s| s.name)?;
-    let all_scenarios = scenarios(smoke);
+    let all_scenarios = scenarios(smoke, scale_sockets);
     let scenarios = if scenarios_arg == "all" {
         all_scenarios.clone()
     } else {
@@ -116,6 +130,15 @@ pub(crate) fn compare(mut args: Args) -> Result<(), BoxError> {
     };
     if !no_build {
         build(&root, &profile, &servers)?;
+    }
+    // Raised here, so that the servers and the generator inherit it.
+    if let Some(open_files) = scenarios
+        .iter()
+        .map(|s| s.open_files)
+        .max()
+        .filter(|&n| n > 0)
+    {
+        crate::limits::ensure_open_files(open_files)?;
     }
     let pinning = Pinning::detect();
     if !pinning.enabled {
@@ -136,6 +159,12 @@ pub(crate) fn compare(mut args: Args) -> Result<(), BoxError> {
             order.rotate_left((run - 1) % servers.len().max(1));
             for server in &order {
                 let skip = match (scenario.nodes > 1, scenario.proxy.is_some()) {
+                    _ if server
+                        .only
+                        .is_some_and(|only| !only.contains(&scenario.name)) =>
+                    {
+                        Some("a variant for other scenarios")
+                    }
                     (true, _) if !server.cluster => Some("no Redis adapter"),
                     (_, true) if !server.forwarding => Some("no forwarding between nodes"),
                     _ => None,
@@ -189,12 +218,20 @@ fn servers(root: &Path, binaries: &Path) -> Vec<Server> {
         env: vec![("RUST_LOG", "warn")],
         cluster: false,
         forwarding: false,
+        only: None,
     };
     vec![
         Server {
             cluster: true,
             forwarding: true,
             ..rust("ferrio", "Ferrio (examples/interop)", "interop")
+        },
+        // The same server with a 64 KiB WebSocket read buffer instead of the default 2 KiB:
+        // what big messages cost with each.
+        Server {
+            env: vec![("RUST_LOG", "warn"), ("WS_READ_BUFFER_BYTES", "65536")],
+            only: Some(&["big-echo"]),
+            ..rust("ferrio-64k", "Ferrio, 64 KiB read buffer", "interop")
         },
         rust(
             "socketioxide",
@@ -213,6 +250,7 @@ fn servers(root: &Path, binaries: &Path) -> Vec<Server> {
             env: vec![("NODE_ENV", "production")],
             cluster: true,
             forwarding: false,
+            only: None,
         },
         rust(
             "axum-raw",
@@ -223,7 +261,7 @@ fn servers(root: &Path, binaries: &Path) -> Vec<Server> {
 }
 
 /// The scenarios with full sizes, or tiny ones for the smoke run of the test suite.
-fn scenarios(smoke: bool) -> Vec<Scenario> {
+fn scenarios(smoke: bool, scale_sockets: Option<usize>) -> Vec<Scenario> {
     let size = |full: &str, tiny: &str| if smoke { tiny } else { full }.to_owned();
     let timing = || vec![("warmup", size("1", "0.1")), ("duration", size("5", "0.3"))];
     let mut scenarios = vec![
@@ -233,6 +271,8 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
             options: vec![("sockets", size("10000", "20"))],
             nodes: 1,
             proxy: None,
+            open_files: 0,
+            node_heap_mb: None,
         },
         Scenario {
             name: "echo-1",
@@ -240,6 +280,8 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
             options: [vec![("clients", "1".to_owned())], timing()].concat(),
             nodes: 1,
             proxy: None,
+            open_files: 0,
+            node_heap_mb: None,
         },
         Scenario {
             name: "echo-100",
@@ -247,6 +289,8 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
             options: [vec![("clients", size("100", "5"))], timing()].concat(),
             nodes: 1,
             proxy: None,
+            open_files: 0,
+            node_heap_mb: None,
         },
         Scenario {
             name: "fanout",
@@ -258,6 +302,8 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
             ],
             nodes: 1,
             proxy: None,
+            open_files: 0,
+            node_heap_mb: None,
         },
         Scenario {
             name: "polling",
@@ -265,6 +311,8 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
             options: [vec![("clients", size("100", "3"))], timing()].concat(),
             nodes: 1,
             proxy: None,
+            open_files: 0,
+            node_heap_mb: None,
         },
         Scenario {
             name: "http-emit",
@@ -276,6 +324,8 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
             ],
             nodes: 1,
             proxy: None,
+            open_files: 0,
+            node_heap_mb: None,
         },
         // Three nodes on one Redis, `sockets` on each (see `load/cluster.rs`).
         Scenario {
@@ -289,6 +339,8 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
             ],
             nodes: 3,
             proxy: None,
+            open_files: 0,
+            node_heap_mb: None,
         },
     ];
     // The cluster's three nodes behind the reverse proxy, once without affinity and once with
@@ -310,8 +362,69 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
             .concat(),
             nodes: 3,
             proxy: Some(mode),
+            open_files: 0,
+            node_heap_mb: None,
         });
     }
+    // One attachment of about 1 MB (under every server's maxPayload of 1 000 000 bytes),
+    // echoed with an ack by a few clients (see `big_echo` in `load/mod.rs`). The generator
+    // reads with a 128 KiB buffer so that its reads are not what limits the pace.
+    scenarios.push(Scenario {
+        name: "big-echo",
+        load: "big-echo",
+        options: [
+            vec![
+                ("clients", size("4", "2")),
+                ("binary-bytes", size("999000", "20000")),
+                ("read-buffer-bytes", "131072".to_owned()),
+            ],
+            timing(),
+        ]
+        .concat(),
+        nodes: 1,
+        proxy: None,
+        open_files: 0,
+        node_heap_mb: None,
+    });
+    // The fan-out scenario with a 64 KiB payload and fewer broadcasts per burst.
+    scenarios.push(Scenario {
+        name: "big-fanout",
+        load: "fanout",
+        options: vec![
+            ("sockets", size("1000", "10")),
+            ("messages", size("10", "2")),
+            ("rounds", size("5", "2")),
+            ("payload-bytes", size("65536", "4096")),
+            ("read-buffer-bytes", size("65536", "4096")),
+        ],
+        nodes: 1,
+        proxy: None,
+        open_files: 0,
+        node_heap_mb: None,
+    });
+    // 100 000 WebSocket sockets from several loopback source addresses (see `scale` in
+    // `load/mod.rs`), each with a 1 KiB read buffer in the generator.
+    let scale_sockets = match scale_sockets {
+        Some(n) => n.to_string(),
+        None => size("100000", "200"),
+    };
+    let open_files = scale_sockets.parse::<u64>().unwrap_or(0) + 1024;
+    scenarios.push(Scenario {
+        name: "scale",
+        load: "scale",
+        options: vec![
+            ("sockets", scale_sockets),
+            ("sources", size("0", "2")),
+            ("rounds", size("3", "1")),
+            ("read-buffer-bytes", "1024".to_owned()),
+        ],
+        nodes: 1,
+        proxy: None,
+        open_files,
+        // socket.io holds about 16 KB per socket: 1.6 GB at 100 000, more than V8's default
+        // old space on smaller machines.
+        node_heap_mb: Some(8192),
+    });
     // A broken server fails the smoke run in seconds rather than minutes.
     for scenario in &mut scenarios {
         scenario.options.push(("timeout", size("120", "20")));
@@ -342,18 +455,20 @@ fn build(root: &Path, profile: &str, servers: &[Server]) -> Result<(), BoxError>
     } else if profile != "debug" && profile != "dev" {
         cargo.args(["--profile", profile]);
     }
-    let mut any = false;
+    let mut packages = Vec::new();
     for server in servers {
         let package = match server.name {
-            "ferrio" => "interop",
+            "ferrio" | "ferrio-64k" => "interop",
             "socketioxide" => "bench-peer-socketioxide",
             "axum-raw" => "bench-peer-axum-raw",
             _ => continue,
         };
-        cargo.args(["-p", package]);
-        any = true;
+        if !packages.contains(&package) {
+            packages.push(package);
+            cargo.args(["-p", package]);
+        }
     }
-    if any && !cargo.status()?.success() {
+    if !packages.is_empty() && !cargo.status()?.success() {
         return Err("cargo build failed".into());
     }
     if servers.iter().any(|s| s.name == "node") {
@@ -472,7 +587,11 @@ fn measure(
             None => log_name(""),
         };
         let url = redis.as_ref().map(|redis| redis.url.as_str());
-        nodes.push(start_server(server, pinning, 0, &log, url)?);
+        let mut server = server.clone();
+        if let (Some(mb), "node") = (scenario.node_heap_mb, server.name) {
+            server.args.insert(0, format!("--max-old-space-size={mb}"));
+        }
+        nodes.push(start_server(&server, pinning, 0, &log, url)?);
     }
     let pids: Vec<u32> = nodes.iter().map(|node| node.pid).collect();
     let addrs: Vec<String> = nodes
@@ -498,6 +617,7 @@ fn measure(
                 env: Vec::new(),
                 cluster: false,
                 forwarding: false,
+                only: None,
             };
             Some(start_server(&proxy, pinning, 1, &log_name("-proxy"), None)?)
         }

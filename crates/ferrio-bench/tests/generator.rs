@@ -9,7 +9,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
 use bus_adapter::{Bus, BusAdapter};
-use ferrio::{AckSender, Data, Io, Payload, SocketRef};
+use ferrio::{AckSender, Bytes, Data, Io, Payload, SocketRef};
 use serde_json::Value;
 
 /// How the test server departs from the benchmark contract.
@@ -18,6 +18,8 @@ enum Fault {
     None,
     /// Acks an echo with something else.
     WrongEcho,
+    /// Acks a binary echo with other bytes (the last one changed).
+    WrongBinary,
     /// Sends one broadcast less than a burst asks for.
     ShortBurst,
     /// Sends one broadcast more than a burst asks for (the total is reached early).
@@ -39,12 +41,19 @@ async fn serve_on(fault: Fault, bus: Option<Bus>) -> SocketAddr {
         None => Io::new_layer(),
     };
     io.ns("/", move |socket: SocketRef| {
-        socket.on("echo", move |args: Payload, ack: AckSender| {
-            if fault == Fault::WrongEcho {
-                ack.send(&"wrong")
-            } else {
-                ack.send_args(&args)
-            }
+        socket.on("echo", move |args: Payload, ack: AckSender| match fault {
+            Fault::WrongEcho => ack.send(&"wrong"),
+            Fault::WrongBinary => match args.get::<Bytes>(0) {
+                Ok(bytes) => {
+                    let mut changed = bytes.to_vec();
+                    if let Some(last) = changed.last_mut() {
+                        *last ^= 1;
+                    }
+                    ack.send(&Bytes::from(changed))
+                }
+                Err(_) => ack.send_args(&args),
+            },
+            _ => ack.send_args(&args),
         });
         socket.on(
             "join",
@@ -159,6 +168,33 @@ async fn every_scenario_completes_against_a_faithful_server() {
     let (ok, output) = load(addr, "idle", &[]).await;
     assert!(ok, "{output}");
     assert_eq!(result_of(&output)["sockets"], 5);
+    let (ok, output) = load(addr, "big-echo", &["--binary-bytes", "70000"]).await;
+    assert!(ok, "{output}");
+    let result = result_of(&output);
+    assert!(result["ops"].as_u64().unwrap() > 0, "{output}");
+    assert_eq!(result["binary_bytes"], 70000, "{output}");
+    assert!(result["mb_per_sec"].as_f64().unwrap() > 0.0, "{output}");
+    let (ok, output) = load(addr, "fanout", &["--payload-bytes", "5000"]).await;
+    assert!(ok, "{output}");
+    assert_eq!(result_of(&output)["frame_bytes"], 5000 + 30, "{output}");
+    // 30 sockets from two loopback source addresses, two broadcasts to all of them.
+    let (ok, output) = load(addr, "scale", &["--sockets", "30", "--sources", "2"]).await;
+    assert!(ok, "{output}");
+    let result = result_of(&output);
+    assert_eq!(result["sources"], 2, "{output}");
+    assert_eq!(result["deliveries"], 30 * 2, "{output}");
+    assert!(output.contains("@mark connected") && output.contains("@mark end"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn different_bytes_in_a_binary_echo_fail_the_run() {
+    let addr = serve(Fault::WrongBinary).await;
+    let (ok, output) = load(addr, "big-echo", &["--binary-bytes", "3000"]).await;
+    assert!(!ok, "big-echo passed with different bytes: {output}");
+    assert!(
+        output.contains("the attachment came back different (3000 bytes, 3000 sent; first difference at byte 2999)"),
+        "{output}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

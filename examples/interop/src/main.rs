@@ -12,7 +12,8 @@
 //! 120 s), `PING_INTERVAL_MS`, `PING_TIMEOUT_MS`. With `REDIS_URL`, `REDIS_STREAMS=1` selects
 //! the Redis Streams adapter instead (wire-compatible with `@socket.io/redis-streams-adapter`
 //! 0.3, stream `socket.io`, session keys `sio:session:`): with `RECOVERY=1`, a client
-//! recovers on any server of the cluster.
+//! recovers on any server of the cluster. `WS_READ_BUFFER_BYTES` (benchmarks only) sets the
+//! read buffer of each WebSocket (default 2048).
 
 use std::time::Duration;
 
@@ -66,6 +67,19 @@ fn millis_from_env(name: &str) -> Option<Duration> {
         Ok(ms) if ms > 0 => Some(Duration::from_millis(ms)),
         _ => exit_with(&format!(
             "{name} {value:?} is not a positive number of milliseconds"
+        )),
+    }
+}
+
+/// The WebSocket read buffer from `WS_READ_BUFFER_BYTES` (benchmarks only: `big-echo` runs
+/// with the default and with 64 KiB); a value that is not a positive whole number exits with
+/// status 2.
+fn ws_read_buffer_from_env() -> Option<usize> {
+    let value = std::env::var("WS_READ_BUFFER_BYTES").ok()?;
+    match value.parse::<usize>() {
+        Ok(bytes) if bytes > 0 => Some(bytes),
+        _ => exit_with(&format!(
+            "WS_READ_BUFFER_BYTES {value:?} is not a positive number of bytes"
         )),
     }
 }
@@ -260,6 +274,9 @@ fn socketio(
         Some(Redis::PubSub(redis)) => builder = builder.adapter(redis.factory()),
         Some(Redis::Streams(redis)) => builder = builder.adapter(redis.factory()),
         None => {}
+    }
+    if let Some(bytes) = ws_read_buffer_from_env() {
+        builder = builder.engine(move |engine| engine.websocket_read_buffer_size(bytes));
     }
     if let Some(forwarding) = forwarding {
         let prefix = forwarding.sid_prefix();
@@ -498,6 +515,7 @@ async fn main() {
         millis_from_env("PING_TIMEOUT_MS"),
         millis_from_env("RECOVERY_MAX_DISCONNECTION_MS"),
         parser_from_env(),
+        ws_read_buffer_from_env(),
     );
     let streams = std::env::var("REDIS_STREAMS").is_ok_and(|v| v == "1");
     let redis = match std::env::var("REDIS_URL") {

@@ -43,6 +43,7 @@ pub(super) async fn cluster(config: &LoadConfig, marks: &mut Marks) -> Result<Va
             config.sockets,
             CONNECT_PARALLELISM,
             config.timeout,
+            Default::default(),
         )
         .await?;
         nodes.push(clients);

@@ -12,12 +12,12 @@
 
 use serde_json::{Value, json};
 
-use super::{KeepReading, LoadConfig, Marks, echo_loop};
+use super::{KeepReading, LoadConfig, Marks, echo_loop, json_echoes};
 use crate::BoxError;
 
 pub(super) async fn forwarding(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxError> {
     let clients = config.connect_polling(config.clients).await?;
-    let mut result = echo_loop(clients, config, marks).await?;
+    let mut result = echo_loop(json_echoes(clients, config), config, marks).await?;
 
     marks.mark("baseline").await?;
     let sessions = config.connect_polling(config.sockets).await?;

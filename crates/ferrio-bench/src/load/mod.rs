@@ -11,7 +11,7 @@ mod forwarding;
 pub(crate) mod http;
 pub(crate) mod ws;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
 use tokio::sync::{Notify, mpsc};
 
 use self::http::{HttpConn, PollingClient};
-use self::ws::{WsClient, connect_many};
+use self::ws::{ConnectOptions, Frame, WsClient, connect_many};
 use crate::BoxError;
 use crate::args::Args;
 
@@ -40,7 +40,13 @@ pub(crate) const SCENARIOS: &[&str] = &[
     "http-emit",
     "cluster",
     "forwarding",
+    "big-echo",
+    "scale",
 ];
+
+/// Sockets the scale scenario opens from one source address unless `--sources` says how
+/// many addresses to use: well under the 28 000 ephemeral ports of Linux's default range.
+const SOCKETS_PER_SOURCE: usize = 20_000;
 
 /// Settings of one load run (the command line's `load` options).
 #[derive(Debug, Clone)]
@@ -71,6 +77,13 @@ pub(crate) struct LoadConfig {
     /// The JSON payload every scenario sends, compact and with sorted keys so that every
     /// server gives it back byte for byte.
     pub(crate) payload: String,
+    /// Size of the binary attachment each `big-echo` echoes.
+    pub(crate) binary_bytes: usize,
+    /// The generator's WebSocket read buffer (per socket).
+    pub(crate) read_buffer: usize,
+    /// Loopback source addresses the scale scenario spreads its sockets over (0: one per
+    /// [`SOCKETS_PER_SOURCE`] sockets).
+    pub(crate) sources: usize,
 }
 
 impl LoadConfig {
@@ -106,7 +119,43 @@ impl LoadConfig {
             emits: args.value("emits", "2000")?,
             timeout: Duration::from_secs_f64(args.value("timeout", "120")?),
             payload,
+            binary_bytes: args.value("binary-bytes", "999000")?,
+            read_buffer: args.value("read-buffer-bytes", &ws::DEFAULT_READ_BUFFER.to_string())?,
+            sources: args.value("sources", "0")?,
         })
+    }
+
+    /// How the generator's WebSockets are opened (the default source address).
+    fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            source: None,
+            read_buffer: self.read_buffer,
+        }
+    }
+
+    /// The loopback source addresses of the scale scenario, `127.0.0.2` onwards; none (the
+    /// system's choice) when one address is enough.
+    fn source_addrs(&self) -> Result<Vec<IpAddr>, BoxError> {
+        let count = match self.sources {
+            0 => self.sockets.div_ceil(SOCKETS_PER_SOURCE),
+            n => n,
+        };
+        if count > 250 {
+            return Err(
+                format!("--sources {count}: at most 250 (127.0.0.2 to 127.0.0.251)").into(),
+            );
+        }
+        if count <= 1 && self.sources == 0 {
+            return Ok(Vec::new());
+        }
+        if !self.addr.ip().is_loopback() {
+            return Err(
+                "several source addresses need a server on loopback (--addr 127.0.0.1:PORT)".into(),
+            );
+        }
+        Ok((0..count)
+            .map(|k| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + k as u8)))
+            .collect())
     }
 }
 
@@ -114,7 +163,15 @@ impl LoadConfig {
     /// Opens `n` WebSocket sockets on `/`, [`CONNECT_PARALLELISM`] handshakes at a time, each
     /// within the timeout.
     async fn connect_ws(&self, n: usize) -> Result<Vec<WsClient>, BoxError> {
-        connect_many(self.addr, &self.path, n, CONNECT_PARALLELISM, self.timeout).await
+        connect_many(
+            self.addr,
+            &self.path,
+            n,
+            CONNECT_PARALLELISM,
+            self.timeout,
+            self.connect_options(),
+        )
+        .await
     }
 
     /// Opens `n` polling-only sessions on `/`, [`CONNECT_PARALLELISM`] at a time, each
@@ -139,12 +196,14 @@ pub(crate) async fn run(scenario: &str, config: LoadConfig) -> Result<Value, Box
         "idle" => idle(&config, &mut marks).await,
         "echo" => {
             let clients = config.connect_ws(config.clients).await?;
-            echo_loop(clients, &config, &mut marks).await
+            echo_loop(json_echoes(clients, &config), &config, &mut marks).await
         }
         "polling" => {
             let clients = config.connect_polling(config.clients).await?;
-            echo_loop(clients, &config, &mut marks).await
+            echo_loop(json_echoes(clients, &config), &config, &mut marks).await
         }
+        "big-echo" => big_echo(&config, &mut marks).await,
+        "scale" => scale(&config, &mut marks).await,
         "fanout" => fanout(&config, &mut marks).await,
         "http-emit" => http_emit(&config, &mut marks).await,
         "cluster" => cluster::cluster(&config, &mut marks).await,
@@ -266,20 +325,167 @@ const WARMUP: u8 = 0;
 const MEASURE: u8 = 1;
 const STOP: u8 = 2;
 
-/// Every client sends `42<id>["echo",P]` and waits for `43<id>[P]`, one at a time, until
-/// the measured phase ends. Latency is the round trip of one echo.
-async fn echo_loop<T: EchoTransport>(
+/// One echo of the echo loop: send it, wait for its answer and check it.
+trait RoundTrip: Send + 'static {
+    fn round_trip(&mut self, id: u64) -> impl Future<Output = Result<(), BoxError>> + Send;
+}
+
+/// `42<id>["echo",P]`, answered `43<id>[P]` byte for byte.
+struct JsonEcho<T> {
+    client: T,
+    payload: Arc<str>,
+}
+
+fn json_echoes<T: EchoTransport>(clients: Vec<T>, config: &LoadConfig) -> Vec<JsonEcho<T>> {
+    let payload: Arc<str> = config.payload.as_str().into();
+    clients
+        .into_iter()
+        .map(|client| JsonEcho {
+            client,
+            payload: payload.clone(),
+        })
+        .collect()
+}
+
+impl<T: EchoTransport> RoundTrip for JsonEcho<T> {
+    async fn round_trip(&mut self, id: u64) -> Result<(), BoxError> {
+        let payload = &self.payload;
+        let expected = format!("43{id}[{payload}]");
+        self.client
+            .send(format!("42{id}[\"echo\",{payload}]"))
+            .await?;
+        loop {
+            let frame = self.client.recv().await?;
+            if frame == expected {
+                return Ok(());
+            }
+            if frame.starts_with("43") {
+                return Err(format!("expected {expected}, got {frame}").into());
+            }
+        }
+    }
+}
+
+/// The placeholder of a packet's only binary attachment.
+const PLACEHOLDER: &str = r#"{"_placeholder":true,"num":0}"#;
+
+/// `451-<id>["echo",<placeholder>]` and one binary frame, answered `461-<id>[<placeholder>]`
+/// and the same bytes as one binary frame.
+struct BinaryEcho {
+    client: WsClient,
+    data: Bytes,
+}
+
+/// At most the first 120 characters of a frame, for an error message.
+fn shorten(frame: &str) -> &str {
+    match frame.char_indices().nth(120) {
+        Some((end, _)) => &frame[..end],
+        None => frame,
+    }
+}
+
+impl RoundTrip for BinaryEcho {
+    async fn round_trip(&mut self, id: u64) -> Result<(), BoxError> {
+        let expected = format!("461-{id}[{PLACEHOLDER}]");
+        self.client
+            .send(format!("451-{id}[\"echo\",{PLACEHOLDER}]"))
+            .await?;
+        self.client.send_binary(self.data.clone()).await?;
+        loop {
+            match self.client.recv_frame().await? {
+                Frame::Text(frame) if frame == expected => break,
+                Frame::Text(frame) if frame.starts_with("43") || frame.starts_with("46") => {
+                    return Err(format!("expected {expected}, got {}", shorten(&frame)).into());
+                }
+                // The welcome event, or anything else that is not an answer.
+                Frame::Text(_) => continue,
+                Frame::Binary(data) => {
+                    return Err(format!(
+                        "a binary frame of {} bytes before the ack {expected}",
+                        data.len()
+                    )
+                    .into());
+                }
+            }
+        }
+        match self.client.recv_frame().await? {
+            Frame::Binary(data) if data == self.data => Ok(()),
+            Frame::Binary(data) => {
+                let first_difference = data
+                    .iter()
+                    .zip(self.data.iter())
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(data.len().min(self.data.len()));
+                Err(format!(
+                    "echo {id}: the attachment came back different ({} bytes, {} sent; \
+                     first difference at byte {first_difference})",
+                    data.len(),
+                    self.data.len()
+                )
+                .into())
+            }
+            Frame::Text(frame) => Err(format!(
+                "echo {id}: expected the attachment after {expected}, got the text frame {}",
+                shorten(&frame)
+            )
+            .into()),
+        }
+    }
+}
+
+/// Bytes that differ from client to client and along the buffer (xorshift), so that an
+/// attachment mixed up between clients or cut and padded does not pass.
+fn pattern(len: usize, seed: u64) -> Bytes {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut data = Vec::with_capacity(len + 8);
+    while data.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    data.truncate(len);
+    Bytes::from(data)
+}
+
+/// Big binary echoes: `clients` WebSocket clients, each echoing one attachment of
+/// `binary_bytes` bytes at a time with an ack; the echo loop's warm-up, phases and marks.
+async fn big_echo(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxError> {
+    if config.binary_bytes == 0 {
+        return Err("--binary-bytes must be at least 1".into());
+    }
+    let clients = config.connect_ws(config.clients).await?;
+    let echoes = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, client)| BinaryEcho {
+            client,
+            data: pattern(config.binary_bytes, i as u64 + 1),
+        })
+        .collect();
+    let mut result = echo_loop(echoes, config, marks).await?;
+    let ops = result["ops"].as_f64().unwrap_or(0.0);
+    let seconds = result["seconds"].as_f64().unwrap_or(f64::NAN);
+    let megabytes = ops * config.binary_bytes as f64 / 1e6;
+    result["binary_bytes"] = json!(config.binary_bytes);
+    // One direction: the bytes the clients sent (the same number came back).
+    result["megabytes"] = json!(megabytes);
+    result["mb_per_sec"] = json!(megabytes / seconds);
+    Ok(result)
+}
+
+/// Every client runs one round trip at a time (a [`RoundTrip`]: a JSON echo, or a binary
+/// one) until the measured phase ends. Latency is the round trip of one echo.
+async fn echo_loop<T: RoundTrip>(
     clients: Vec<T>,
     config: &LoadConfig,
     marks: &mut Marks,
 ) -> Result<Value, BoxError> {
     let phase = Arc::new(AtomicU8::new(WARMUP));
-    let payload: Arc<str> = config.payload.as_str().into();
     let mut tasks = Vec::with_capacity(clients.len());
     let timeout = config.timeout;
     for mut client in clients {
         let phase = phase.clone();
-        let payload = payload.clone();
         tasks.push(tokio::spawn(async move {
             let mut histogram = new_histogram();
             let mut count = 0u64;
@@ -290,23 +496,8 @@ async fn echo_loop<T: EchoTransport>(
                     return Ok::<_, BoxError>((count, histogram));
                 }
                 id += 1;
-                let expected = format!("43{id}[{payload}]");
                 let sent = Instant::now();
-                let answer = async {
-                    client.send(format!("42{id}[\"echo\",{payload}]")).await?;
-                    loop {
-                        let frame = client.recv().await?;
-                        if frame == expected {
-                            return Ok(());
-                        }
-                        if frame.starts_with("43") {
-                            return Err::<(), BoxError>(
-                                format!("expected {expected}, got {frame}").into(),
-                            );
-                        }
-                    }
-                };
-                tokio::time::timeout(timeout, answer)
+                tokio::time::timeout(timeout, client.round_trip(id))
                     .await
                     .map_err(|_| format!("no answer to echo {id} within {timeout:?}"))??;
                 if now == MEASURE && phase.load(Ordering::Relaxed) == MEASURE {
@@ -404,50 +595,55 @@ fn spawn_counters(
     Counters,
     Vec<tokio::task::JoinHandle<Result<u64, BoxError>>>,
 ) {
-    let (commands, rx) = mpsc::unbounded_channel::<String>();
-    let mut rx = Some(rx);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let (counters, mut rx, stop) = Counters::new();
     let mut tasks = Vec::with_capacity(clients.len());
-    for mut client in clients {
-        let counter = counter.clone();
-        let expected = expected.clone();
-        let mut rx = rx.take();
-        let mut stop = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut received = 0u64;
-            loop {
-                let command = async {
-                    match &mut rx {
-                        Some(rx) => rx.recv().await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    _ = stop.changed() => return Ok(received),
-                    command = command => match command {
-                        Some(packet) => client.send(packet).await?,
-                        None => return Ok(received),
-                    },
-                    frame = client.recv() => {
-                        let frame = frame?;
-                        if *frame == *expected {
-                            received += 1;
-                            counter.record();
-                        } else if frame.starts_with("42") && !frame.starts_with("42[\"welcome\"") {
-                            return Err(format!("unexpected packet {frame}").into());
-                        }
+    for client in clients {
+        let commands = rx.take();
+        tasks.push(spawn_counter(client, &expected, counter, &stop, commands));
+    }
+    (counters, tasks)
+}
+
+/// The reader of one socket for [`spawn_counters`]: counts frames equal to `expected`,
+/// sends what arrives on `commands` (the first socket only), fails on any other event than
+/// `welcome`, and returns its count when `stop` fires.
+fn spawn_counter(
+    mut client: WsClient,
+    expected: &Arc<str>,
+    counter: &Arc<DeliveryCounter>,
+    stop: &tokio::sync::watch::Receiver<()>,
+    mut commands: Option<mpsc::UnboundedReceiver<String>>,
+) -> tokio::task::JoinHandle<Result<u64, BoxError>> {
+    let counter = counter.clone();
+    let expected = expected.clone();
+    let mut stop = stop.clone();
+    tokio::spawn(async move {
+        let mut received = 0u64;
+        loop {
+            let command = async {
+                match &mut commands {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = stop.changed() => return Ok(received),
+                command = command => match command {
+                    Some(packet) => client.send(packet).await?,
+                    None => return Ok(received),
+                },
+                frame = client.recv() => {
+                    let frame = frame?;
+                    if *frame == *expected {
+                        received += 1;
+                        counter.record();
+                    } else if frame.starts_with("42") && !frame.starts_with("42[\"welcome\"") {
+                        return Err(format!("unexpected packet {}", shorten(&frame)).into());
                     }
                 }
             }
-        }));
-    }
-    (
-        Counters {
-            commands,
-            _stop: stop_tx,
-        },
-        tasks,
-    )
+        }
+    })
 }
 
 /// The driver's side of [`spawn_counters`]: packets for the first socket to send, and the
@@ -462,6 +658,22 @@ struct Counters {
 const STRAGGLER_GRACE: Duration = Duration::from_millis(300);
 
 impl Counters {
+    /// The driver's side, the receiver of the packets to send (for the first socket) and
+    /// the signal the readers stop on.
+    fn new() -> (
+        Self,
+        Option<mpsc::UnboundedReceiver<String>>,
+        tokio::sync::watch::Receiver<()>,
+    ) {
+        let (commands, rx) = mpsc::unbounded_channel::<String>();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+        let counters = Counters {
+            commands,
+            _stop: stop_tx,
+        };
+        (counters, Some(rx), stop_rx)
+    }
+
     /// Stops the readers after [`STRAGGLER_GRACE`] and checks that every socket received
     /// exactly `per_socket` frames: the total alone would let a server that delivers twice to
     /// some sockets and never to others pass.
@@ -514,6 +726,9 @@ async fn fanout(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxErro
     let per_socket = (config.messages * (config.rounds + 1)) as u64;
     counters.finish(tasks, per_socket).await?;
     let deliveries = per_round * config.rounds as u64;
+    // Each delivery is one WebSocket text frame of this many bytes of payload.
+    let frame_bytes = format!("42[\"bcast\",{}]", config.payload).len();
+    let megabytes = deliveries as f64 * frame_bytes as f64 / 1e6;
     Ok(json!({
         "sockets": config.sockets,
         "messages": config.messages,
@@ -521,7 +736,84 @@ async fn fanout(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxErro
         "deliveries": deliveries,
         "seconds": seconds,
         "deliveries_per_sec": deliveries as f64 / seconds,
+        "frame_bytes": frame_bytes,
+        "megabytes": megabytes,
+        "mb_per_sec": megabytes / seconds,
         "round_ms": round_ms,
+    }))
+}
+
+/// Many sockets: `sockets` WebSocket sockets spread over loopback source addresses, each
+/// read (pings answered, broadcasts counted) from the moment it connects. The runner reads
+/// the RSS at `baseline` and `connected`; then `rounds` broadcasts, one at a time: one socket
+/// sends `burst` `{"n":1,...}` and the time runs until every socket has its `bcast` frame.
+async fn scale(config: &LoadConfig, marks: &mut Marks) -> Result<Value, BoxError> {
+    use futures_util::StreamExt;
+    let sockets = config.sockets;
+    if sockets == 0 || config.rounds == 0 {
+        return Err("the scale scenario needs --sockets and --rounds of at least 1".into());
+    }
+    // Every socket is a file descriptor; the limit is raised when it is too low.
+    crate::limits::ensure_open_files(sockets as u64 + 1024)?;
+    let sources = config.source_addrs()?;
+    let expected: Arc<str> = format!("42[\"bcast\",{}]", config.payload).into();
+    let counter = DeliveryCounter::new(config.timeout);
+    let (counters, mut commands, stop) = Counters::new();
+    let options = |i: usize| ConnectOptions {
+        source: (!sources.is_empty()).then(|| sources[i % sources.len()]),
+        read_buffer: config.read_buffer,
+    };
+    let generator_before = crate::runner::rss_kib(std::process::id())?;
+    marks.mark("baseline").await?;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(sockets);
+    {
+        let (addr, path, timeout) = (config.addr, config.path.as_str(), config.timeout);
+        let mut pending = futures_util::stream::iter(0..sockets)
+            .map(|i| {
+                let connect = WsClient::connect_with(addr, path, options(i));
+                within(timeout, "a WebSocket handshake", connect)
+            })
+            .buffer_unordered(CONNECT_PARALLELISM);
+        while let Some(client) = pending.next().await {
+            let client = client
+                .map_err(|err| format!("after {} of {sockets} sockets: {err}", tasks.len()))?;
+            // Read from now on: the first sockets must answer pings while the rest connect.
+            let first = commands.take();
+            tasks.push(spawn_counter(client, &expected, &counter, &stop, first));
+        }
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+    let generator_after = crate::runner::rss_kib(std::process::id())?;
+    marks.mark("connected").await?;
+
+    let burst = format!("42[\"burst\",{{\"n\":1,\"payload\":{}}}]", config.payload);
+    marks.mark("start").await?;
+    let measured = Instant::now();
+    let mut broadcast_ms = Vec::with_capacity(config.rounds);
+    for round in 1..=config.rounds as u64 {
+        let sent = Instant::now();
+        counters.commands.send(burst.clone())?;
+        counter.wait_for(sockets as u64 * round).await?;
+        broadcast_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
+    }
+    let seconds = measured.elapsed().as_secs_f64();
+    marks.mark("end").await?;
+    counters.finish(tasks, config.rounds as u64).await?;
+    let mut sorted = broadcast_ms.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(json!({
+        "sockets": sockets,
+        "sources": sources.len().max(1),
+        "connect_secs": connect_secs,
+        "connects_per_sec": sockets as f64 / connect_secs,
+        "rounds": config.rounds,
+        "deliveries": sockets as u64 * config.rounds as u64,
+        "seconds": seconds,
+        "broadcast_ms": sorted[sorted.len() / 2],
+        "broadcast_ms_each": broadcast_ms,
+        "generator_kb_per_socket":
+            generator_after.saturating_sub(generator_before) as f64 * 1.024 / sockets as f64,
     }))
 }
 

@@ -1,8 +1,9 @@
 //! Benchmark ceiling: plain axum speaking just enough Engine.IO v4 / Socket.IO v5 text framing
 //! to serve the benchmark contract (`welcome`, `echo`, `burst`, `join`, `/health`, `/emit`)
-//! over WebSocket and long-polling. No general packet parser, no heartbeats, no upgrades, no
-//! binary packets, namespace `/` only: what an expert would hand-write for exactly this
-//! subset. It exists only to be measured beside Ferrio.
+//! over WebSocket and long-polling, plus the one binary packet of the `big-echo` scenario (an
+//! `echo` whose only argument is one binary attachment, over WebSocket). No general packet
+//! parser, no heartbeats, no upgrades, namespace `/` only: what an expert would hand-write
+//! for exactly this subset. It exists only to be measured beside Ferrio.
 //!
 //! ```text
 //! PORT=0 cargo run --release -p bench-peer-axum-raw    # prints `listening on PORT`
@@ -95,6 +96,9 @@ struct Conn {
     sid: Sid,
     tx: Tx,
     connected: bool,
+    /// The ack header (`461-<id>[{placeholder}]`) of a binary `echo` whose attachment is the
+    /// next binary frame (WebSocket only).
+    binary_ack: Option<String>,
 }
 
 impl Conn {
@@ -162,6 +166,7 @@ impl App {
             sid,
             tx,
             connected: false,
+            binary_ack: None,
         }
     }
 
@@ -220,6 +225,7 @@ impl App {
     fn on_message(&self, conn: &mut Conn, message: &str) {
         match message.as_bytes().first() {
             Some(b'2') if conn.connected => self.on_event(conn, &message[1..]),
+            Some(b'5') if conn.connected => on_binary_event(conn, &message[1..]),
             Some(b'0') => self.on_connect(conn, &message[1..]),
             Some(b'1') if conn.connected => {
                 conn.connected = false;
@@ -285,6 +291,23 @@ impl App {
     }
 }
 
+/// The placeholder of a packet's only attachment.
+const PLACEHOLDER: &str = r#"{"_placeholder":true,"num":0}"#;
+
+/// `1-<ack id>["echo",<placeholder>]`: the one binary packet served, an `echo` of one
+/// attachment with an ack; its answer waits for the attachment (the next binary frame).
+/// Anything else binary is ignored.
+fn on_binary_event(conn: &mut Conn, rest: &str) {
+    let Some(rest) = rest.strip_prefix("1-") else {
+        return;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (ack, body) = rest.split_at(digits);
+    if !ack.is_empty() && args_of(body, "echo") == Some(PLACEHOLDER) {
+        conn.binary_ack = Some(format!("461-{ack}[{PLACEHOLDER}]"));
+    }
+}
+
 async fn run_websocket(app: Arc<App>, mut socket: WebSocket) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut conn = app.open(tx, None);
@@ -299,6 +322,14 @@ async fn run_websocket(app: Arc<App>, mut socket: WebSocket) {
                     Some(Ok(Message::Text(text))) => {
                         if !app.on_packet(&mut conn, text.as_str()) {
                             break;
+                        }
+                    }
+                    Some(Ok(Message::Binary(data))) => {
+                        if let Some(header) = conn.binary_ack.take() {
+                            let echo = [Message::Text(header.into()), Message::Binary(data)];
+                            if write_with_queued(&mut socket, echo, &mut rx).await.is_err() {
+                                break;
+                            }
                         }
                     }
                     Some(Ok(Message::Close(_)) | Err(_)) | None => break,
@@ -325,6 +356,22 @@ async fn write_queued(
     socket.feed(Message::Text(first)).await?;
     while let Ok(frame) = rx.try_recv() {
         socket.feed(Message::Text(frame)).await?;
+    }
+    socket.flush().await
+}
+
+/// Writes what is queued, then `frames` (a binary ack and its attachment, which no other
+/// frame may separate), and flushes once.
+async fn write_with_queued(
+    socket: &mut WebSocket,
+    frames: [Message; 2],
+    rx: &mut Rx,
+) -> Result<(), axum::Error> {
+    while let Ok(frame) = rx.try_recv() {
+        socket.feed(Message::Text(frame)).await?;
+    }
+    for frame in frames {
+        socket.feed(frame).await?;
     }
     socket.flush().await
 }
@@ -426,6 +473,7 @@ async fn engine_post(
             sid: sid.clone(),
             tx: session.tx.clone(),
             connected: session.connected,
+            binary_ack: None,
         },
         _ => return engine_error(1, "Session ID unknown"),
     };
