@@ -58,8 +58,17 @@ impl<'a> Query<'a> {
     /// value is plain ASCII that needs no percent-decoding.
     fn parse(query: &'a str) -> Self {
         let mut out = Self::default();
-        for pair in query.split('&') {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        // Split on bytes: `&` and `=` are ASCII, so every piece is on char boundaries.
+        let split = |text: &'a str, at: u8| match text.bytes().position(|b| b == at) {
+            Some(i) => (&text[..i], Some(&text[i + 1..])),
+            None => (text, None),
+        };
+        let mut rest = Some(query);
+        while let Some(text) = rest {
+            let (pair, tail) = split(text, b'&');
+            rest = tail;
+            let (key, value) = split(pair, b'=');
+            let value = value.unwrap_or("");
             let slot = match key {
                 "EIO" => &mut out.eio,
                 "transport" => &mut out.transport,
