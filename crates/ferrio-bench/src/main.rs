@@ -12,6 +12,9 @@
 //! ferrio-bench soak [--minutes 10] [--out DIR] [--rate 40] [--steady 20] ...
 //! ferrio-bench soak-server [--ping-interval-ms 5000] ...   # started by `soak`
 //! ferrio-bench proxy --mode round-robin|affinity --upstream A,B,C   # started by `compare`
+//! ferrio-bench compression [--duration 2] ...   # HTTP and WebSocket compression, measured
+//! ferrio-bench syscalls [--runs 3] [--servers floor,ferrio,axum-raw]   # echo-100 vs the floor
+//! ferrio-bench syscalls-server                  # the system-call floor, started by `syscalls`
 //! ```
 //!
 //! `compare` builds and starts each server in turn pinned to core 0, runs the load generator
@@ -27,13 +30,16 @@
 //! never part of the test suite.
 
 mod args;
+mod compression;
 mod limits;
 mod load;
+mod procstat;
 mod proxy;
 mod report;
 mod runner;
 mod soak;
 mod svg;
+mod syscalls;
 
 use args::Args;
 
@@ -55,10 +61,15 @@ fn main() {
         "soak" => Args::parse(raw).and_then(soak::run),
         "soak-server" => Args::parse(raw).and_then(soak::server::run),
         "proxy" => Args::parse(raw).and_then(proxy::run),
+        "compression" => Args::parse(raw).and_then(compression::run),
+        "syscalls" => Args::parse(raw).and_then(syscalls::run),
+        "syscalls-server" => Args::parse(raw).and_then(syscalls::server),
         _ => Err(
             "usage: ferrio-bench compare [options] | ferrio-bench report [--out DIR] | \
              ferrio-bench load SCENARIO [options] (see docs/benchmarks.md) | \
-             ferrio-bench soak [--minutes 10] [--out DIR] [options] (see docs/reliability.md)"
+             ferrio-bench soak [--minutes 10] [--out DIR] [options] (see docs/reliability.md) | \
+             ferrio-bench compression [options] (see docs/compression.md) | \
+             ferrio-bench syscalls [options] (see docs/benchmarks.md)"
                 .into(),
         ),
     };

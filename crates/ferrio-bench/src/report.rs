@@ -41,6 +41,10 @@ const fn share(key: &'static str, label: &'static str) -> Metric {
 const SERVER_BUSY: Metric = share("server_busy_pct", "server core busy (%)");
 const LOAD_BUSY: Metric = share("load_busy_pct", "generator core busy (%)");
 
+/// The server's CPU per echo split into user and system time (`/proc/PID/stat`, 10 ms steps).
+const USER_PER_OP: Metric = share("user_us_per_op", "server user per echo (µs)");
+const SYSTEM_PER_OP: Metric = share("system_us_per_op", "server system per echo (µs)");
+
 /// The metrics of a scenario; the first is its main one (the plot's).
 fn metrics(scenario: &str) -> &'static [Metric] {
     const IDLE: &[Metric] = &[metric("kb_per_socket", "RSS per socket (KB)", false)];
@@ -49,6 +53,8 @@ fn metrics(scenario: &str) -> &'static [Metric] {
         metric("p50_us", "p50 (µs)", false),
         metric("p99_us", "p99 (µs)", false),
         metric("cpu_us_per_op", "server CPU per echo (µs)", false),
+        USER_PER_OP,
+        SYSTEM_PER_OP,
         SERVER_BUSY,
         LOAD_BUSY,
     ];
@@ -57,6 +63,8 @@ fn metrics(scenario: &str) -> &'static [Metric] {
         metric("p50_us", "p50 (µs)", false),
         metric("ops_per_sec", "echoes/s", true),
         metric("cpu_us_per_op", "server CPU per echo (µs)", false),
+        USER_PER_OP,
+        SYSTEM_PER_OP,
         SERVER_BUSY,
         LOAD_BUSY,
     ];
@@ -154,6 +162,8 @@ fn value(m: &Measurement, key: &str) -> Option<f64> {
             Some((after - before) * 1024.0 / 1000.0 / load("sockets")?)
         }
         "cpu_us_per_op" => Some(cpu? / load("ops")? / 1000.0),
+        "user_us_per_op" => Some(m.server_user_ns? as f64 / load("ops")? / 1000.0),
+        "system_us_per_op" => Some(m.server_system_ns? as f64 / load("ops")? / 1000.0),
         "proxy_cpu_us_per_op" => Some(m.proxy_cpu_ns? as f64 / load("ops")? / 1000.0),
         "proxy_busy_pct" => Some(m.proxy_cpu_ns? as f64 / load("seconds")? / 1e7),
         "cpu_ns_per_delivery" => Some(cpu? / load("deliveries")?),
@@ -526,6 +536,9 @@ mod tests {
             proxy_cpu_ns: None,
             load_cpu_ns: Some(1_000_000),
             rss_kib: BTreeMap::from([("baseline".into(), 1000), ("connected".into(), 1100)]),
+            server_user_ns: Some(500_000),
+            server_system_ns: Some(1_500_000),
+            syscalls: BTreeMap::new(),
         }
     }
 
@@ -551,6 +564,8 @@ mod tests {
             json!({"ops": 1000, "seconds": 0.004}),
         );
         assert_eq!(value(&m, "cpu_us_per_op"), Some(2.0));
+        assert_eq!(value(&m, "user_us_per_op"), Some(0.5));
+        assert_eq!(value(&m, "system_us_per_op"), Some(1.5));
         // 2 ms of server CPU and 1 ms of generator CPU in 4 ms.
         assert_eq!(value(&m, "server_busy_pct"), Some(50.0));
         assert_eq!(value(&m, "load_busy_pct"), Some(25.0));

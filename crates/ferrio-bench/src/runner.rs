@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::BoxError;
 use crate::args::Args;
+use crate::procstat::CpuTicks;
 
 /// A server under test.
 #[derive(Debug, Clone)]
@@ -36,6 +37,9 @@ pub(crate) struct Server {
     forwarding: bool,
     /// The only scenarios it runs (a variant of a server measured where the variant matters).
     only: Option<&'static [&'static str]>,
+    /// The system-call floor of `ferrio-bench syscalls`: no Socket.IO, length-prefixed frames
+    /// on plain TCP; it runs the echo scenarios only, with the generator's `raw-echo`.
+    raw: bool,
 }
 
 /// A scenario as the tables name it, with the generator's scenario and sizes.
@@ -81,6 +85,17 @@ pub(crate) struct Measurement {
     pub(crate) load_cpu_ns: Option<u64>,
     /// Server RSS at each mark, in KiB (summed over the nodes of a cluster).
     pub(crate) rss_kib: BTreeMap<String, u64>,
+    /// The server's user time between the marks (`utime` of `/proc/PID/stat`, all nodes),
+    /// in 10 ms steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) server_user_ns: Option<u64>,
+    /// The server's system time between the marks (`stime`), as `server_user_ns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) server_system_ns: Option<u64>,
+    /// System calls of the server between the marks by name, `total` included, when the
+    /// measurement ran under `strace -c` (`ferrio-bench syscalls`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) syscalls: BTreeMap<String, u64>,
 }
 
 /// How long the runner lets idle sockets settle before reading the RSS.
@@ -167,6 +182,7 @@ pub(crate) fn compare(mut args: Args) -> Result<(), BoxError> {
                     }
                     (true, _) if !server.cluster => Some("no Redis adapter"),
                     (_, true) if !server.forwarding => Some("no forwarding between nodes"),
+                    _ if server.raw && scenario.load != "echo" => Some("echo only"),
                     _ => None,
                 };
                 if let Some(why) = skip {
@@ -177,7 +193,7 @@ pub(crate) fn compare(mut args: Args) -> Result<(), BoxError> {
                     continue;
                 }
                 eprintln!("run {run}/{runs}: {} on {}", scenario.name, server.name);
-                let measurement = measure(server, scenario, run, &pinning, &logs)
+                let measurement = measure(server, scenario, run, &pinning, &logs, false)
                     .map_err(|err| format!("{} on {}: {err}", scenario.name, server.name))?;
                 eprintln!("  {}", crate::report::one_line(&measurement));
                 measurements.push(measurement);
@@ -219,6 +235,7 @@ fn servers(root: &Path, binaries: &Path) -> Vec<Server> {
         cluster: false,
         forwarding: false,
         only: None,
+        raw: false,
     };
     vec![
         Server {
@@ -251,12 +268,25 @@ fn servers(root: &Path, binaries: &Path) -> Vec<Server> {
             cluster: true,
             forwarding: false,
             only: None,
+            raw: false,
         },
         rust(
             "axum-raw",
             "raw axum WebSocket (ceiling)",
             "bench-peer-axum-raw",
         ),
+        // Not in the default list of `compare`: see `syscalls.rs`.
+        Server {
+            program: std::env::current_exe().unwrap_or_else(|_| binaries.join("ferrio-bench")),
+            args: vec!["syscalls-server".into()],
+            env: Vec::new(),
+            raw: true,
+            ..rust(
+                "floor",
+                "system-call floor (plain TCP echo, tokio)",
+                "ferrio-bench",
+            )
+        },
     ]
 }
 
@@ -568,6 +598,7 @@ fn measure(
     run: usize,
     pinning: &Pinning,
     logs: &Path,
+    strace: bool,
 ) -> Result<Measurement, BoxError> {
     let log_name = |suffix: &str| {
         logs.join(format!(
@@ -590,6 +621,9 @@ fn measure(
         let mut server = server.clone();
         if let (Some(mb), "node") = (scenario.node_heap_mb, server.name) {
             server.args.insert(0, format!("--max-old-space-size={mb}"));
+        }
+        if strace {
+            server = under_strace(&server, &log_name(&format!("-strace{node}")));
         }
         nodes.push(start_server(&server, pinning, 0, &log, url)?);
     }
@@ -618,6 +652,7 @@ fn measure(
                 cluster: false,
                 forwarding: false,
                 only: None,
+                raw: false,
             };
             Some(start_server(&proxy, pinning, 1, &log_name("-proxy"), None)?)
         }
@@ -628,8 +663,12 @@ fn measure(
         None => addrs.join(","),
     };
     let mut load = pinning.command(1, &exe);
+    let load_scenario = match (server.raw, scenario.load) {
+        (true, "echo") => "raw-echo",
+        (_, other) => other,
+    };
     load.arg("load")
-        .arg(scenario.load)
+        .arg(load_scenario)
         .arg("--addr")
         .arg(load_addrs);
     for (name, value) in &scenario.options {
@@ -648,6 +687,7 @@ fn measure(
     let from_load = BufReader::new(load.child.stdout.take().ok_or("no stdout")?);
 
     let mut cpu_at: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut ticks_at: BTreeMap<String, CpuTicks> = BTreeMap::new();
     let mut load_cpu_at = BTreeMap::new();
     let mut redis_cpu_at = BTreeMap::new();
     let mut proxy_cpu_at = BTreeMap::new();
@@ -661,12 +701,17 @@ fn measure(
             }
             let mut cpu = Vec::with_capacity(pids.len());
             let mut rss = 0;
+            let mut ticks = CpuTicks::default();
             for pid in &pids {
                 let sample = Sample::read(*pid)?;
                 cpu.push(sample.cpu_ns);
                 rss += sample.rss_kib;
+                ticks.user += sample.ticks.user;
+                ticks.system += sample.ticks.system;
             }
             cpu_at.insert(mark.to_owned(), cpu);
+            ticks_at.insert(mark.to_owned(), ticks);
+
             rss_kib.insert(mark.to_owned(), rss);
             if let Ok(load_sample) = Sample::read(load_pid) {
                 load_cpu_at.insert(mark.to_owned(), load_sample.cpu_ns);
@@ -684,6 +729,15 @@ fn measure(
         }
     }
     let status = load.child.wait()?;
+    let mut syscalls = BTreeMap::new();
+    if strace {
+        for (i, node) in nodes.iter_mut().enumerate() {
+            let counts = strace_counts(node, &log_name(&format!("-strace{}", i + 1)))?;
+            for (name, calls) in counts {
+                *syscalls.entry(name).or_insert(0) += calls;
+            }
+        }
+    }
     drop(proxy);
     drop(nodes);
     drop(redis);
@@ -703,6 +757,10 @@ fn measure(
     let load_cpu_ns = cpu_between(load_cpu_at.get("start"), load_cpu_at.get("end"))?;
     let redis_cpu_ns = cpu_between(redis_cpu_at.get("start"), redis_cpu_at.get("end"))?;
     let proxy_cpu_ns = cpu_between(proxy_cpu_at.get("start"), proxy_cpu_at.get("end"))?;
+    let ticks = match (ticks_at.get("start"), ticks_at.get("end")) {
+        (Some(start), Some(end)) => end.since(*start),
+        _ => None,
+    };
     Ok(Measurement {
         run,
         scenario: scenario.name.to_owned(),
@@ -717,7 +775,135 @@ fn measure(
         proxy_cpu_ns,
         load_cpu_ns,
         rss_kib,
+        server_user_ns: ticks.map(CpuTicks::user_ns),
+        server_system_ns: ticks.map(CpuTicks::system_ns),
+        syscalls,
     })
+}
+
+/// The server under `strace -c -f` for its whole life (strace may not attach to a process it
+/// did not start here): the counts include starting, the connections and stopping, which the
+/// strace pass keeps small against the measured phase (no warm-up, thousands of echoes).
+fn under_strace(server: &Server, output: &Path) -> Server {
+    let mut args = vec![
+        "-c".to_owned(),
+        "-f".to_owned(),
+        "-o".to_owned(),
+        output.display().to_string(),
+        server.program.display().to_string(),
+    ];
+    args.extend(server.args.iter().cloned());
+    Server {
+        program: PathBuf::from("strace"),
+        args,
+        ..server.clone()
+    }
+}
+
+/// Stops a server started by [`under_strace`] (its only child) so that strace writes its
+/// summary, and reads the counts.
+fn strace_counts(node: &mut Node, output: &Path) -> Result<BTreeMap<String, u64>, BoxError> {
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", node.pid))
+        .unwrap_or_default();
+    for child in children.split_whitespace() {
+        let _ = Command::new("kill").args(["-TERM", child]).status();
+    }
+    node._running.stop();
+    let summary = std::fs::read_to_string(output)?;
+    let rows = crate::procstat::parse_strace_summary(&summary);
+    if rows.is_empty() {
+        return Err(format!("no strace summary in {}", output.display()).into());
+    }
+    Ok(rows.into_iter().map(|row| (row.name, row.calls)).collect())
+}
+
+/// Some servers in one scenario, run by run: what `ferrio-bench syscalls` measures.
+pub(crate) struct Plan {
+    servers: Vec<Server>,
+    scenario: Scenario,
+    pinning: Pinning,
+    logs: PathBuf,
+}
+
+impl Plan {
+    pub(crate) fn new(
+        root: &Path,
+        servers: &str,
+        scenario: &str,
+        profile: &str,
+    ) -> Result<Self, BoxError> {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        let binaries = target.join(if profile == "dev" { "debug" } else { profile });
+        let servers = pick(&self::servers(root, &binaries), servers, |s| s.name)?;
+        let scenario = pick(&scenarios(false, None), scenario, |s| s.name)?
+            .pop()
+            .ok_or("no scenario")?;
+        let pinning = Pinning::detect();
+        if !pinning.enabled {
+            eprintln!("warning: taskset or a second core is missing; running without pinning");
+        }
+        let logs = target.join("ferrio-bench-logs");
+        std::fs::create_dir_all(&logs)?;
+        Ok(Plan {
+            servers,
+            scenario,
+            pinning,
+            logs,
+        })
+    }
+
+    pub(crate) fn build(&self, root: &Path, profile: &str) -> Result<(), BoxError> {
+        build(root, profile, &self.servers)
+    }
+
+    /// Every server once (the order rotated by `run`), under strace when `strace`.
+    pub(crate) fn run_once(
+        &self,
+        run: usize,
+        runs: usize,
+        strace: bool,
+    ) -> Result<Vec<Measurement>, BoxError> {
+        let mut order = self.servers.clone();
+        let shift = (run - 1) % order.len().max(1);
+        order.rotate_left(shift);
+        // Under strace everything the server does counts: no warm-up.
+        let mut scenario = self.scenario.clone();
+        if strace {
+            for (name, value) in &mut scenario.options {
+                if *name == "warmup" {
+                    *value = "0".into();
+                }
+            }
+        }
+        let mut measurements = Vec::new();
+        for server in &order {
+            let what = if strace {
+                "strace".to_owned()
+            } else {
+                format!("run {run}/{runs}")
+            };
+            eprintln!("{what}: {} on {}", self.scenario.name, server.name);
+            let measurement = measure(server, &scenario, run, &self.pinning, &self.logs, strace)
+                .map_err(|err| format!("{} on {}: {err}", self.scenario.name, server.name))?;
+            eprintln!("  {}", crate::report::one_line(&measurement));
+            measurements.push(measurement);
+        }
+        Ok(measurements)
+    }
+
+    pub(crate) fn environment(&self, runs: usize) -> Value {
+        crate::report::environment(&self.servers, runs, false, &self.pinning.describe())
+    }
+
+    /// The servers' names and labels, in the order asked for.
+    pub(crate) fn labels(&self) -> Vec<(String, String)> {
+        self.servers
+            .iter()
+            .map(|s| (s.name.to_owned(), s.label.to_owned()))
+            .collect()
+    }
 }
 
 /// CPU time between two marks, when both were read.
@@ -866,6 +1052,8 @@ pub(crate) fn wait_for_port(stdout: ChildStdout) -> Result<u16, BoxError> {
 /// CPU time of all the server's threads and its resident memory.
 struct Sample {
     cpu_ns: u64,
+    /// User and system time of the process (`/proc/PID/stat`).
+    ticks: CpuTicks,
     rss_kib: u64,
 }
 
@@ -893,6 +1081,7 @@ impl Sample {
         }
         Ok(Sample {
             cpu_ns,
+            ticks: crate::procstat::process_ticks(pid)?,
             rss_kib: rss_kib(pid)?,
         })
     }

@@ -268,3 +268,37 @@ async fn a_node_outside_the_cluster_fails_the_run() {
         "{output}"
     );
 }
+
+/// The system-call floor of `ferrio-bench syscalls` echoes the echo scenario's packets, and
+/// the generator's `raw-echo` counts them; a server that is not the floor fails the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_echo_completes_against_the_floor_and_fails_against_socket_io() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let mut floor = Command::new(env!("CARGO_BIN_EXE_ferrio-bench"))
+        .arg("syscalls-server")
+        .env("PORT", "0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(floor.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (ok, output) = load(SocketAddr::from(([127, 0, 0, 1], port)), "raw-echo", &[]).await;
+    let _ = floor.kill();
+    let _ = floor.wait();
+    assert!(ok, "{output}");
+    assert!(result_of(&output)["ops"].as_u64().unwrap() > 0, "{output}");
+
+    let addr = serve(Fault::None).await;
+    let (ok, _) = load(addr, "raw-echo", &[]).await;
+    assert!(!ok, "raw-echo must fail against a Socket.IO server");
+}

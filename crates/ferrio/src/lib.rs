@@ -183,6 +183,10 @@ mod axum_patterns {}
 mod security {}
 
 #[cfg(doctest)]
+#[doc = include_str!("../../../docs/compression.md")]
+mod compression_guide {}
+
+#[cfg(doctest)]
 #[doc = include_str!("../../../docs/troubleshooting.md")]
 mod troubleshooting {}
 

@@ -9,6 +9,7 @@
 mod cluster;
 mod forwarding;
 pub(crate) mod http;
+mod raw;
 pub(crate) mod ws;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -42,6 +43,7 @@ pub(crate) const SCENARIOS: &[&str] = &[
     "forwarding",
     "big-echo",
     "scale",
+    "raw-echo",
 ];
 
 /// Sockets the scale scenario opens from one source address unless `--sources` says how
@@ -204,6 +206,15 @@ pub(crate) async fn run(scenario: &str, config: LoadConfig) -> Result<Value, Box
         }
         "big-echo" => big_echo(&config, &mut marks).await,
         "scale" => scale(&config, &mut marks).await,
+        // The echo scenario against the system-call floor of `ferrio-bench syscalls`.
+        "raw-echo" => {
+            let mut clients = Vec::with_capacity(config.clients);
+            for _ in 0..config.clients {
+                let connect = raw::RawClient::connect(config.addr);
+                clients.push(within(config.timeout, "a TCP connect", connect).await?);
+            }
+            echo_loop(json_echoes(clients, &config), &config, &mut marks).await
+        }
         "fanout" => fanout(&config, &mut marks).await,
         "http-emit" => http_emit(&config, &mut marks).await,
         "cluster" => cluster::cluster(&config, &mut marks).await,
