@@ -94,7 +94,7 @@ fn bytes(len: usize) -> Throughput {
 /// The event name and argument ranges of a decoded EVENT, or a panic.
 fn event<'a>(packet: &'a TextPacket<'_>) -> (&'a str, &'a [Range<usize>]) {
     match &packet.body {
-        Body::Event { name, args } => (name, args),
+        Body::Event { name, args, .. } => (name, args),
         other => panic!("expected an event, decoded {other:?}"),
     }
 }
@@ -221,7 +221,7 @@ fn socketio_decode(c: &mut Criterion) {
 
     let packet = socketio::decode_text(ACK).expect("the ack decodes");
     assert_eq!((packet.kind, packet.id), (PacketType::Ack, Some(12)));
-    let Body::Ack { args } = &packet.body else {
+    let Body::Ack { args, .. } = &packet.body else {
         panic!("expected an ack, decoded {:?}", packet.body)
     };
     assert_eq!(&ACK[args[0].clone()], echo_arg);

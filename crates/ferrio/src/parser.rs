@@ -242,6 +242,10 @@ pub(crate) struct PendingBinary {
 
 /// What one Engine.IO message turned out to be.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a return value that lives for one call; boxing the packet would allocate for every event"
+)]
 pub(crate) enum Decoded {
     /// A whole packet.
     Packet(Incoming),
