@@ -328,12 +328,18 @@ enum Heartbeat {
 }
 
 /// Sends a close frame (within [`CLOSE_TIMEOUT`]) and makes sure it leaves the coalescer.
-async fn close_ws(ws: &mut Ws, frame: Option<CloseFrame>) {
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        let _ = ws.close(frame).await;
-        flush_gathered(ws).await;
+///
+/// Boxed: this future (328 bytes) was the largest state of the connection task, which keeps
+/// room for its largest state for as long as the connection lives; it runs once per
+/// connection, so one allocation at the close makes every idle connection smaller.
+fn close_ws(ws: &mut Ws, frame: Option<CloseFrame>) -> Pin<Box<impl Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            let _ = ws.close(frame).await;
+            flush_gathered(ws).await;
+        })
+        .await;
     })
-    .await;
 }
 
 /// Writes out what the coalescer gathered. tungstenite stops short of flushing the stream
@@ -550,5 +556,27 @@ fn on_ws_message(
             Err((CloseReason::TransportError, Some(CloseCode::Size)))
         }
         Some(Err(_)) => Err((CloseReason::TransportError, None)),
+    }
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns, without calling it.
+    fn returned_size<R>(_: impl Fn(&'static Arc<Session>, Ws, Heartbeat) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// Every idle WebSocket holds its connection task: this future plus about 150 bytes of
+    /// tokio's task cell, rounded up to 128 bytes, in one allocation. At 992 bytes the cell
+    /// fits jemalloc's 1 280-byte size class; at 1 184 (before `close_ws` was boxed) it took
+    /// a 1 536-byte one. A failure here is not a bug, but idle memory grew: see
+    /// docs/engine.md, "Cost per session".
+    #[test]
+    fn the_connection_task_stays_small() {
+        let run = returned_size(|s, ws, h| run(s, ws, h));
+        assert!(run <= 1056, "the connection future is {run} bytes");
+        assert_eq!(size_of::<Ws>(), 368);
     }
 }
