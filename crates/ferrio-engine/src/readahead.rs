@@ -124,8 +124,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for ReadAhead<T> {
         let wanted = out.remaining();
         let before = out.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, out))?;
-        if wanted > 0 && out.filled().len() - before == wanted {
-            // The caller's buffer came back full: more is likely waiting.
+        if wanted > 0 && wanted < AHEAD_CAPACITY && out.filled().len() - before == wanted {
+            // The caller's buffer came back full: more is likely waiting. (A caller that reads
+            // as much as the large buffer holds gains nothing from it.)
             this.ahead = Some(Ahead::new());
         }
         Poll::Ready(Ok(()))
@@ -286,6 +287,18 @@ mod tests {
         // One direct read, then one read of the stream per 64 KiB, then the end.
         assert_eq!(io.inner.reads, 1 + 4 + 1);
         assert_eq!(calls, data.len() / 256 + 1);
+    }
+
+    #[tokio::test]
+    async fn large_reads_go_straight_through() {
+        let data = pattern(AHEAD_CAPACITY * 3);
+        let mut io = ReadAhead::new(Script::new([Some(data.clone())]));
+        let (got, _) = read_all(&mut io, AHEAD_CAPACITY).await;
+        assert!(got == data);
+        assert!(
+            !io.is_reading_ahead(),
+            "no copy for a caller that reads 64 KiB at a time"
+        );
     }
 
     #[tokio::test]

@@ -575,7 +575,7 @@ mod tests {
     /// docs/engine.md, "Cost per session".
     #[test]
     fn the_connection_task_stays_small() {
-        let run = returned_size(|s, ws, h| run(s, ws, h));
+        let run = returned_size(run);
         assert!(run <= 1056, "the connection future is {run} bytes");
         assert_eq!(size_of::<Ws>(), 368);
     }
