@@ -9,9 +9,10 @@
 //! The server runs on a thread of its own (a current-thread runtime), the client on another.
 //! For each size it prints, per echo (median of the rounds, the minimum in brackets): the
 //! wall time of the round trip, the server thread's and the client thread's CPU time
-//! (`/proc/thread-self/schedstat`, so Linux only), and the reads of the server's TCP socket (each a `recv` system call, those
-//! that find nothing included). Then 2 000 echoes of a 41-byte text message, whose reads per
-//! echo show that small frames still cost one read each. On a shared machine, compare sizes
+//! (`/proc/thread-self/schedstat`, so Linux only), the client's writes and reads of its TCP
+//! socket, and the reads of the server's TCP socket (each a `recv` system call, those that
+//! find nothing included). Then 2 000 echoes of a 41-byte text message, whose reads per echo
+//! show that small frames still cost one read each. On a shared machine, compare sizes
 //! measured in the same run; other work only ever adds time, so the minimum is steadier.
 #![allow(missing_docs, clippy::print_stdout)]
 
@@ -46,9 +47,19 @@ impl EngineHandler for Echo {
 
 /// Reads of the server's TCP sockets so far.
 static SOCKET_READS: AtomicU64 = AtomicU64::new(0);
+/// Writes to the server's TCP sockets so far (not reported).
+static SERVER_WRITES: AtomicU64 = AtomicU64::new(0);
+/// Reads of the client's TCP socket so far.
+static CLIENT_READS: AtomicU64 = AtomicU64::new(0);
+/// Writes to the client's TCP socket so far.
+static CLIENT_WRITES: AtomicU64 = AtomicU64::new(0);
 
-/// A TCP stream whose reads are counted.
-struct Counted(TcpStream);
+/// A TCP stream whose reads and writes (each a system call) are counted.
+struct Counted {
+    stream: TcpStream,
+    reads: &'static AtomicU64,
+    writes: &'static AtomicU64,
+}
 
 impl AsyncRead for Counted {
     fn poll_read(
@@ -56,8 +67,8 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        SOCKET_READS.fetch_add(1, Ordering::Relaxed);
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
 
@@ -67,23 +78,25 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, data)
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        Pin::new(&mut self.stream).poll_write(cx, data)
     }
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        self.stream.is_write_vectored()
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.stream).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -97,7 +110,12 @@ impl axum::serve::Listener for CountingListener {
         loop {
             if let Ok((stream, addr)) = self.0.accept().await {
                 let _ = stream.set_nodelay(true);
-                return (Counted(stream), addr);
+                let counted = Counted {
+                    stream,
+                    reads: &SOCKET_READS,
+                    writes: &SERVER_WRITES,
+                };
+                return (counted, addr);
             }
         }
     }
@@ -151,7 +169,14 @@ fn median_min(mut values: Vec<f64>) -> (f64, f64) {
 async fn measure(read_buffer: usize) {
     let (addr, server) = start_server(read_buffer);
     let url = format!("ws://{addr}/engine.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let _ = tcp.set_nodelay(true);
+    let tcp = Counted {
+        stream: tcp,
+        reads: &CLIENT_READS,
+        writes: &CLIENT_WRITES,
+    };
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp)
         .await
         .expect("connect");
     let open = ws.next().await.expect("open packet").expect("open packet");
@@ -178,28 +203,42 @@ async fn measure(read_buffer: usize) {
     for _ in 0..WARM_UP {
         echo().await;
     }
-    let (mut wall, mut cpu, mut client_cpu, mut reads) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut wall, mut cpu, mut client_cpu, mut client_writes, mut client_reads, mut reads) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for _ in 0..ROUNDS {
         let before = server.spawn(async { usage() }).await.expect("probe");
         let client_before = usage().0;
+        let writes_before = CLIENT_WRITES.load(Ordering::Relaxed);
+        let creads_before = CLIENT_READS.load(Ordering::Relaxed);
         let started = Instant::now();
         for _ in 0..ECHOES_PER_ROUND {
             echo().await;
         }
         let elapsed = started.elapsed();
         let client_after = usage().0;
+        let writes_after = CLIENT_WRITES.load(Ordering::Relaxed);
+        let creads_after = CLIENT_READS.load(Ordering::Relaxed);
         let after = server.spawn(async { usage() }).await.expect("probe");
         let n = ECHOES_PER_ROUND as f64;
         wall.push(elapsed.as_secs_f64() * 1e6 / n);
         cpu.push((after.0 - before.0) as f64 / 1e3 / n);
         client_cpu.push((client_after - client_before) as f64 / 1e3 / n);
+        client_writes.push((writes_after - writes_before) as f64 / n);
+        client_reads.push((creads_after - creads_before) as f64 / n);
         reads.push((after.1 - before.1) as f64 / n);
     }
     let (wall, wall_min) = median_min(wall);
     let (cpu, cpu_min) = median_min(cpu);
     let (reads, _) = median_min(reads);
     let (client_cpu, _) = median_min(client_cpu);
+    let (client_writes, _) = median_min(client_writes);
+    let (client_reads, _) = median_min(client_reads);
 
     // Small messages after the big ones: each should still cost one read with data (plus
     // the read that finds the socket empty).
@@ -220,7 +259,7 @@ async fn measure(read_buffer: usize) {
     let small_cpu = (after.0 - before.0) as f64 / 1e3 / n;
     let small_reads = (after.1 - before.1) as f64 / n;
     println!(
-        "| {read_buffer} | {wall:.0} ({wall_min:.0}) | {cpu:.0} ({cpu_min:.0}) | {client_cpu:.0} | {reads:.1} | {small_cpu:.1} | {small_reads:.2} |"
+        "| {read_buffer} | {wall:.0} ({wall_min:.0}) | {cpu:.0} ({cpu_min:.0}) | {client_cpu:.0} | {client_writes:.1} | {client_reads:.1} | {reads:.1} | {small_cpu:.1} | {small_reads:.2} |"
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
 }
@@ -241,9 +280,9 @@ fn main() {
         "1 MB binary echo, {ROUNDS} rounds of {ECHOES_PER_ROUND}, per echo: median of the rounds (minimum)"
     );
     println!(
-        "| read buffer (bytes) | round trip (µs) | server CPU (µs) | client CPU (µs) | socket reads | small echo: server CPU (µs) | small echo: socket reads |"
+        "| read buffer (bytes) | round trip (µs) | server CPU (µs) | client CPU (µs) | client writes | client reads | socket reads | small echo: server CPU (µs) | small echo: socket reads |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for size in sizes {
         runtime.block_on(measure(size));
     }
