@@ -60,7 +60,7 @@ impl Default for EngineIoConfig {
             allow_request: None,
             outbound: OutboundLimits::default(),
             cors: Cors::default(),
-            ws_read_buffer_size: 2048,
+            ws_read_buffer_size: 512,
             max_header_count: 64,
             max_header_bytes: 16 * 1024,
             post_body_timeout: Duration::from_secs(10),
@@ -213,8 +213,12 @@ impl EngineIoConfig {
         self
     }
 
-    /// The read buffer of each WebSocket, in bytes. Small buffers keep idle sockets cheap;
-    /// large messages still arrive whole. Default: 2048.
+    /// The read buffer of each WebSocket, in bytes (at least 256): every connection holds
+    /// one for its whole life, so small buffers keep idle sockets cheap. It does not bound
+    /// messages, which still arrive whole up to [`max_payload`](Self::max_payload), nor
+    /// does it make large ones cost one read system call per buffer's worth: while data
+    /// streams in, the engine reads the socket 64 KiB at a time into a buffer it frees
+    /// once the socket has nothing more waiting. Default: 512.
     pub fn websocket_read_buffer_size(mut self, bytes: usize) -> Self {
         self.ws_read_buffer_size = bytes.max(256);
         self

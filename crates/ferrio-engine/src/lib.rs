@@ -126,6 +126,7 @@ mod heartbeat;
 mod limits;
 mod message;
 mod polling;
+mod readahead;
 mod service;
 mod sid;
 mod socket;

@@ -27,9 +27,10 @@ use crate::handshake::handshake_info;
 use crate::heartbeat::later;
 use crate::message::Frame;
 use crate::polling::{on_control_packet, shrink_after_burst};
+use crate::readahead::ReadAhead;
 use crate::socket::{LastPacket, Session, Upgrade};
 
-type Ws = WebSocketStream<WriteCoalescer<TokioIo<hyper::upgrade::Upgraded>>>;
+type Ws = WebSocketStream<WriteCoalescer<ReadAhead<TokioIo<hyper::upgrade::Upgraded>>>>;
 
 /// How long the server waits for its close frame to be written before dropping the socket.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -102,7 +103,7 @@ async fn open(engine: &Engine, on_upgrade: hyper::upgrade::OnUpgrade) -> Option<
     match on_upgrade.await {
         Ok(upgraded) => Some(
             WebSocketStream::from_raw_socket(
-                WriteCoalescer::new(TokioIo::new(upgraded)),
+                WriteCoalescer::new(ReadAhead::new(TokioIo::new(upgraded))),
                 Role::Server,
                 Some(ws_config(engine)),
             )
@@ -332,12 +333,18 @@ enum Heartbeat {
 }
 
 /// Sends a close frame (within [`CLOSE_TIMEOUT`]) and makes sure it leaves the coalescer.
-async fn close_ws(ws: &mut Ws, frame: Option<CloseFrame>) {
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        let _ = ws.close(frame).await;
-        flush_gathered(ws).await;
+///
+/// Boxed: this future (328 bytes) was the largest state of the connection task, which keeps
+/// room for its largest state for as long as the connection lives; it runs once per
+/// connection, so one allocation at the close makes every idle connection smaller.
+fn close_ws(ws: &mut Ws, frame: Option<CloseFrame>) -> Pin<Box<impl Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            let _ = ws.close(frame).await;
+            flush_gathered(ws).await;
+        })
+        .await;
     })
-    .await;
 }
 
 /// Writes out what the coalescer gathered. tungstenite stops short of flushing the stream
@@ -352,7 +359,7 @@ async fn flush_gathered(ws: &mut Ws) {
 /// what arrives, runs the heartbeat (unless it runs `Elsewhere`), and ends with the session.
 ///
 /// Not an `async fn`: those keep each argument twice in their state (as passed, and as the
-/// local it is moved into), and the WebSocket is 328 bytes of every idle connection.
+/// local it is moved into), and the WebSocket is 368 bytes of every idle connection.
 #[expect(
     clippy::manual_async_fn,
     reason = "an async fn would hold the WebSocket twice"
@@ -554,5 +561,27 @@ fn on_ws_message(
             Err((CloseReason::TransportError, Some(CloseCode::Size)))
         }
         Some(Err(_)) => Err((CloseReason::TransportError, None)),
+    }
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns, without calling it.
+    fn returned_size<R>(_: impl Fn(&'static Arc<Session>, Ws, Heartbeat) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// Every idle WebSocket holds its connection task: this future plus about 150 bytes of
+    /// tokio's task cell, rounded up to 128 bytes, in one allocation. At 992 bytes the cell
+    /// fits jemalloc's 1 280-byte size class; at 1 184 (before `close_ws` was boxed) it took
+    /// a 1 536-byte one. A failure here is not a bug, but idle memory grew: see
+    /// docs/engine.md, "Cost per session".
+    #[test]
+    fn the_connection_task_stays_small() {
+        let run = returned_size(run);
+        assert!(run <= 1056, "the connection future is {run} bytes");
+        assert_eq!(size_of::<Ws>(), 368);
     }
 }

@@ -178,6 +178,83 @@ async fn fragmented_message_over_max_payload_closes_with_1009() {
     assert_eq!(messages, vec![Message::from("s".repeat(299))]);
 }
 
+/// Bytes that show where each one came from: a shifted or dropped piece cannot go unseen.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+#[tokio::test]
+async fn messages_far_bigger_than_the_read_buffer_arrive_intact() {
+    // The smallest read buffer: the engine reads ahead while the big messages stream in.
+    let config = EngineIoConfig::default()
+        .websocket_read_buffer_size(256)
+        .max_payload(2_000_000);
+    let app = echo_app(config);
+    let mut events = app.events;
+    let addr = serve(app.router).await;
+    let (mut ws, sid) = ws_handshake(addr).await;
+
+    let big = pattern(1_500_000);
+    // Multi-byte characters cut at every read boundary.
+    let text = format!("4{}", "é€😀".repeat(40_000));
+    // Sent back to back with small ones: the reads switch to the large buffer and back.
+    ws.send(WsMessage::binary(big.clone())).await.unwrap();
+    ws_send(&mut ws, "4small").await;
+    ws_send(&mut ws, &text).await;
+    ws.send(WsMessage::binary(vec![7u8; 300])).await.unwrap();
+    ws_send(&mut ws, "4last").await;
+
+    assert_eq!(events.message_of(sid).await, Message::from(big.clone()));
+    assert_eq!(events.message_of(sid).await, Message::from("small"));
+    assert_eq!(
+        events.message_of(sid).await,
+        Message::from(text[1..].to_owned())
+    );
+    assert_eq!(events.message_of(sid).await, Message::from(vec![7u8; 300]));
+    assert_eq!(events.message_of(sid).await, Message::from("last"));
+    match ws_next(&mut ws).await {
+        Some(WsMessage::Binary(echoed)) => assert!(echoed.as_ref() == big.as_slice()),
+        other => panic!(
+            "expected the big binary echo, got {:?}",
+            other.map(|m| m.len())
+        ),
+    }
+    assert_eq!(ws_next_text(&mut ws).await, "4small");
+    assert_eq!(ws_next_text(&mut ws).await, text);
+    assert_eq!(
+        ws_next(&mut ws).await,
+        Some(WsMessage::binary(vec![7u8; 300]))
+    );
+    assert_eq!(ws_next_text(&mut ws).await, "4last");
+    events.assert_no_close();
+}
+
+#[tokio::test]
+async fn a_big_message_over_max_payload_still_closes_with_1009() {
+    let config = EngineIoConfig::default()
+        .websocket_read_buffer_size(256)
+        .max_payload(100_000);
+    let app = echo_app(config);
+    let mut events = app.events;
+    let addr = serve(app.router).await;
+    let (mut ws, sid) = ws_handshake(addr).await;
+
+    // Just under the limit, far bigger than the read buffer: delivered.
+    let fits = pattern(100_000);
+    ws.send(WsMessage::binary(fits.clone())).await.unwrap();
+    assert_eq!(
+        ws_next(&mut ws).await,
+        Some(WsMessage::binary(fits.clone()))
+    );
+
+    // The server may close before the whole message is written.
+    let _ = ws.send(WsMessage::binary(pattern(400_000))).await;
+    assert_eq!(ws_close_code(&mut ws).await, Some(1009));
+    let (messages, reason) = messages_until_close(&mut events, sid).await;
+    assert_eq!(reason, CloseReason::TransportError);
+    assert_eq!(messages, vec![Message::from(fits)]);
+}
+
 #[tokio::test]
 async fn client_ping_is_a_parse_error() {
     let app = app(EngineIoConfig::default());
