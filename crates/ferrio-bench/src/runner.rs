@@ -243,7 +243,7 @@ fn servers(root: &Path, binaries: &Path) -> Vec<Server> {
             forwarding: true,
             ..rust("ferrio", "Ferrio (examples/interop)", "interop")
         },
-        // The same server with a 64 KiB WebSocket read buffer instead of the default 2 KiB:
+        // The same server with a 64 KiB WebSocket read buffer instead of the default 512 bytes:
         // what big messages cost with each.
         Server {
             env: vec![("RUST_LOG", "warn"), ("WS_READ_BUFFER_BYTES", "65536")],
