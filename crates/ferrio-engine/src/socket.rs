@@ -5,7 +5,7 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::Notify;
@@ -82,6 +82,11 @@ pub(crate) struct Session {
     pub(crate) heartbeat: Notify,
     /// Bytes the transport has taken from the queue, ever (see [`State::pushed`]).
     written: AtomicU64,
+    /// The WebSocket task is handling a frame it read: it looks at the queue again before
+    /// it waits, so what is queued meanwhile needs no wake-up. Set and cleared by that task
+    /// outside the state lock, read by `push` under it: a push that takes the lock after
+    /// the task cleared the flag sees it cleared.
+    pub(crate) reading: AtomicBool,
     /// State of the layer above, attached once (see [`Socket::attach`]).
     attached: OnceLock<Box<dyn Any + Send + Sync>>,
 }
@@ -100,6 +105,7 @@ impl Session {
             sid,
             handshake,
             engine,
+            reading: AtomicBool::new(false),
             attached: OnceLock::new(),
             state: Mutex::new(State {
                 transport,
@@ -161,10 +167,13 @@ impl Session {
         }
         let was_empty = state.queue.is_empty();
         state.queue.push_back(frame);
+        // Read under the lock (see `reading`).
+        let writer_busy = self.reading.load(Ordering::Relaxed);
         drop(state);
         self.tell_watchdog(admitted);
-        // Whoever drains the queue takes all of it when woken: one wake-up per batch.
-        if was_empty {
+        // Whoever drains the queue takes all of it when woken: one wake-up per batch, and
+        // none while the WebSocket task handles a frame (an echo's answer, most often).
+        if was_empty && !writer_busy {
             self.changed.notify_waiters();
         }
         Ok(())
@@ -186,9 +195,10 @@ impl Session {
         }
         let was_empty = state.queue.is_empty();
         state.queue.extend(frames.iter().map(|m| m.0.clone()));
+        let writer_busy = self.reading.load(Ordering::Relaxed);
         drop(state);
         self.tell_watchdog(admitted);
-        if was_empty {
+        if was_empty && !writer_busy {
             self.changed.notify_waiters();
         }
         Ok(())

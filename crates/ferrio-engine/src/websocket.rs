@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use ferrio_protocol::engine::{self as wire, Packet};
 use futures_util::{SinkExt, StreamExt, ready};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
-use tokio::time::{Instant, Sleep, Timeout};
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -282,8 +283,9 @@ async fn write(ws: &mut Ws, message: tungstenite::Message) -> bool {
     )
 }
 
-/// Writes a batch of frames and flushes once; `Ok(Ok(()))` once written. A client that does
-/// not read for the whole heartbeat period is considered gone.
+/// Writes a batch of frames and flushes once. The caller bounds the time it may take
+/// ([`write_limit`]) once the first attempt finds the client not reading: most batches are
+/// written at once, and then no timer is created for them.
 ///
 /// The frames go straight into the write coalescer under the WebSocket, not through
 /// tungstenite's sink (which would copy each into a buffer of its own first). Only data
@@ -294,12 +296,10 @@ fn write_batch<'a>(
     session: &'a Session,
     ws: &'a mut Ws,
     batch: &'a mut VecDeque<Frame>,
-) -> Timeout<impl Future<Output = std::io::Result<()>> + 'a> {
+) -> impl Future<Output = std::io::Result<()>> + 'a {
     use tokio::io::AsyncWrite;
-    let config = &session.engine.config;
-    let limit = config.ping_interval.saturating_add(config.ping_timeout);
     let mut sized = false;
-    let write = std::future::poll_fn(move |cx| {
+    std::future::poll_fn(move |cx| {
         let io = ws.get_mut();
         if !sized {
             sized = true;
@@ -319,8 +319,14 @@ fn write_batch<'a>(
                 }
             }
         }
-    });
-    tokio::time::timeout(limit, write)
+    })
+}
+
+/// How long a batch may wait for its client: a client that does not read for the whole
+/// heartbeat period is considered gone.
+fn write_limit(session: &Session) -> Duration {
+    let config = &session.engine.config;
+    config.ping_interval.saturating_add(config.ping_timeout)
 }
 
 /// Who runs the heartbeat of a session on WebSocket.
@@ -405,8 +411,11 @@ fn run(session: &Arc<Session>, mut ws: Ws, heartbeat: Heartbeat) -> impl Future<
                         // Most batches are written at once, without registering for wake-ups.
                         match std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await
                         {
-                            Poll::Ready(written) => matches!(written, Ok(Ok(()))),
+                            Poll::Ready(written) => written.is_ok(),
                             Poll::Pending => {
+                                let write =
+                                    tokio::time::timeout(write_limit(session), write.as_mut());
+                                tokio::pin!(write);
                                 let written = loop {
                                     let woken = session.changed.notified();
                                     tokio::pin!(woken);
@@ -461,7 +470,11 @@ fn run(session: &Arc<Session>, mut ws: Ws, heartbeat: Heartbeat) -> impl Future<
                 }
             };
             let Some(msg) = received else { continue };
-            if let Err((reason, code)) = on_ws_message(session, msg) {
+            // What the frame's handlers queue is written at the top of the next turn.
+            session.reading.store(true, Ordering::Relaxed);
+            let handled = on_ws_message(session, msg);
+            session.reading.store(false, Ordering::Relaxed);
+            if let Err((reason, code)) = handled {
                 match code {
                     Some(code) => {
                         let frame = CloseFrame {

@@ -15,8 +15,9 @@
 //! # let _ = layer;
 //! ```
 
+use std::cell::RefCell;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Weak};
 
 use ferrio_engine::Transport;
 use prometheus::{
@@ -69,12 +70,10 @@ struct Inner {
     upgrades: IntCounter,
     slow_closes: IntCounter,
     high_water: IntGauge,
-    /// The counters every event touches, by namespace, so an event does not look its
-    /// labels up again (hashing them) four times over.
-    traffic: Mutex<Vec<(Box<str>, Traffic)>>,
 }
 
 /// A namespace's event counters.
+#[derive(Clone)]
 struct Traffic {
     received: IntCounter,
     recv_bytes: IntCounter,
@@ -82,27 +81,60 @@ struct Traffic {
     transmit_bytes: IntCounter,
 }
 
-/// Namespaces whose counters are kept at hand; events of others (an application with many
-/// dynamic namespaces) look theirs up each time.
+/// Namespaces whose counters each thread keeps at hand; events of others (an application
+/// with many dynamic namespaces) look theirs up each time.
 const TRAFFIC_KEPT: usize = 16;
 
-impl Inner {
+thread_local! {
+    /// The event counters of the namespaces this thread counted for, by server: found
+    /// without a lock or a label lookup (hashing) for every event. The `Weak` names the
+    /// server's metrics and keeps their allocation from being reused by another while
+    /// the entry exists.
+    static TRAFFIC: RefCell<Vec<(Weak<Inner>, Box<str>, Traffic)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Metrics {
     fn traffic(&self, ns: &str, count: impl FnOnce(&Traffic)) {
-        let mut kept = self.traffic.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, traffic)) = kept.iter().find(|(name, _)| **name == *ns) {
-            return count(traffic);
-        }
-        let labels = [ns];
-        let traffic = Traffic {
-            received: self.received.with_label_values(&labels),
-            recv_bytes: self.recv_bytes.with_label_values(&labels),
-            sent: self.sent.with_label_values(&labels),
-            transmit_bytes: self.transmit_bytes.with_label_values(&labels),
+        let me = Arc::as_ptr(&self.0);
+        let mut count = Some(count);
+        let _ = TRAFFIC.try_with(|kept| {
+            let Ok(kept) = kept.try_borrow() else {
+                return;
+            };
+            let found = kept
+                .iter()
+                .find(|(metrics, name, _)| std::ptr::eq(metrics.as_ptr(), me) && **name == *ns);
+            if let Some((_, _, traffic)) = found {
+                if let Some(count) = count.take() {
+                    count(traffic);
+                }
+            }
+        });
+        let Some(count) = count else {
+            return;
         };
+        let labels = [ns];
+        let inner = &self.0;
+        let traffic = Traffic {
+            received: inner.received.with_label_values(&labels),
+            recv_bytes: inner.recv_bytes.with_label_values(&labels),
+            sent: inner.sent.with_label_values(&labels),
+            transmit_bytes: inner.transmit_bytes.with_label_values(&labels),
+        };
+        // `count` was not called above: the entry was missing (or the cache busy).
+        let _ = TRAFFIC.try_with(|kept| {
+            let Ok(mut kept) = kept.try_borrow_mut() else {
+                return;
+            };
+            if kept.len() >= TRAFFIC_KEPT {
+                // Forget the servers that are gone before giving up.
+                kept.retain(|(metrics, _, _)| metrics.strong_count() > 0);
+            }
+            if kept.len() < TRAFFIC_KEPT {
+                kept.push((Arc::downgrade(inner), ns.into(), traffic.clone()));
+            }
+        });
         count(&traffic);
-        if kept.len() < TRAFFIC_KEPT {
-            kept.push((ns.into(), traffic));
-        }
     }
 }
 
@@ -173,7 +205,6 @@ impl Metrics {
             )
             .expect("a valid metric name"),
             registry,
-            traffic: Mutex::new(Vec::new()),
         };
         let collectors: [Box<dyn prometheus::core::Collector>; 14] = [
             Box::new(inner.connected.clone()),
@@ -277,7 +308,7 @@ impl Observer for Metrics {
     }
 
     fn event_received(&self, socket: &SocketRef, _event: &str, _args: &Payload, size: usize) {
-        self.0.traffic(socket.ns(), |traffic| {
+        self.traffic(socket.ns(), |traffic| {
             traffic.received.inc();
             traffic.recv_bytes.inc_by(bytes(size));
         });
@@ -289,7 +320,7 @@ impl Observer for Metrics {
 
     fn broadcast_sent(&self, nsp: &str, sent: &Sent<'_>, sockets: usize) {
         let sockets = bytes(sockets);
-        self.0.traffic(nsp, |traffic| {
+        self.traffic(nsp, |traffic| {
             traffic.sent.inc_by(sockets);
             traffic
                 .transmit_bytes
@@ -307,5 +338,39 @@ impl Observer for Metrics {
 
     fn adapter_error(&self, nsp: &str, _error: &AdapterError) {
         self.0.adapter_errors.with_label_values(&[nsp]).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received(metrics: &Metrics, ns: &str) -> u64 {
+        metrics.0.received.with_label_values(&[ns]).get()
+    }
+
+    #[test]
+    fn kept_counters_belong_to_their_server_and_namespace() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        for _ in 0..3 {
+            a.traffic("/", |t| t.received.inc());
+        }
+        b.traffic("/", |t| t.received.inc());
+        a.traffic("/chat", |t| t.received.inc());
+        assert_eq!(
+            (received(&a, "/"), received(&b, "/"), received(&a, "/chat")),
+            (3, 1, 1)
+        );
+        // More namespaces than a thread keeps: the others are still counted.
+        for i in 0..2 * TRAFFIC_KEPT {
+            a.traffic(&format!("/n{i}"), |t| t.received.inc());
+            a.traffic(&format!("/n{i}"), |t| t.received.inc());
+        }
+        assert!((0..2 * TRAFFIC_KEPT).all(|i| received(&a, &format!("/n{i}")) == 2));
+        // A server that is gone frees its place for a new one at the same address.
+        drop(b);
+        let c = Metrics::new();
+        c.traffic("/", |t| t.received.inc());
+        assert_eq!(received(&c, "/"), 1);
     }
 }
