@@ -85,12 +85,15 @@ struct Traffic {
 /// with many dynamic namespaces) look theirs up each time.
 const TRAFFIC_KEPT: usize = 16;
 
+/// One server's counters for one namespace, kept by a thread.
+type KeptTraffic = (Weak<Inner>, Box<str>, Traffic);
+
 thread_local! {
     /// The event counters of the namespaces this thread counted for, by server: found
     /// without a lock or a label lookup (hashing) for every event. The `Weak` names the
     /// server's metrics and keeps their allocation from being reused by another while
     /// the entry exists.
-    static TRAFFIC: RefCell<Vec<(Weak<Inner>, Box<str>, Traffic)>> = const { RefCell::new(Vec::new()) };
+    static TRAFFIC: RefCell<Vec<KeptTraffic>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Metrics {
