@@ -42,7 +42,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(input[range.clone()].starts_with('{'), "auth is an object");
             vec![range.clone()]
         }
-        Body::Event { name, args, compact } => {
+        Body::Event {
+            name,
+            args,
+            compact,
+        } => {
             assert!(!RESERVED_EVENTS.contains(&&**name));
             check_compact(input, args, *compact);
             args.to_vec()
@@ -68,24 +72,10 @@ fuzz_target!(|data: &[u8]| {
 /// `compact` holds exactly when no argument has whitespace outside its strings.
 fn check_compact(input: &str, args: &[std::ops::Range<usize>], compact: bool) {
     let loose = args.iter().any(|range| {
-        let (mut in_string, mut escaped) = (false, false);
-        input[range.clone()].bytes().any(|b| {
-            if in_string {
-                if escaped {
-                    escaped = false;
-                } else if b == b'\\' {
-                    escaped = true;
-                } else if b == b'"' {
-                    in_string = false;
-                }
-                false
-            } else if b == b'"' {
-                in_string = true;
-                false
-            } else {
-                matches!(b, b' ' | b'\t' | b'\n' | b'\r')
-            }
-        })
+        matches!(
+            ferrio_protocol::socketio::compact_json(&input[range.clone()]),
+            std::borrow::Cow::Owned(_)
+        )
     });
     // The event name (the first element) is a string or a number: never loose, so the flag
     // speaks of the arguments alone.

@@ -44,6 +44,7 @@ pub(crate) use decode::number_name;
 pub use encode::{
     encode_ack, encode_connect, encode_connect_error, encode_disconnect, encode_event, encode_value,
 };
+pub use json::compact_json;
 pub use placeholder::resolve_placeholders;
 
 /// The most binary attachments a client's packet may announce.

@@ -214,7 +214,7 @@ impl Serialize for Arg<'_> {
                 if *compact {
                     Verbatim(raw).serialize(serializer)
                 } else {
-                    Verbatim(&compact_json(raw)).serialize(serializer)
+                    Verbatim(&socketio::compact_json(raw)).serialize(serializer)
                 }
             }
             Inner::Values(values) => match values.get(self.index) {
@@ -255,32 +255,6 @@ impl Serialize for Verbatim<'_> {
         raw.serialize_field(RAW_JSON_TOKEN, self.0)?;
         raw.end()
     }
-}
-
-/// `json` (valid JSON) without whitespace outside strings, so what the server writes stays
-/// compact whatever the client sent.
-fn compact_json(json: &str) -> String {
-    let mut out = Vec::with_capacity(json.len());
-    let (mut in_string, mut escaped) = (false, false);
-    // Bytewise: every byte this looks at is ASCII, and UTF-8 sequences pass through whole.
-    for &b in json.as_bytes() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if b == b'"' {
-            in_string = true;
-        } else if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            continue;
-        }
-        out.push(b);
-    }
-    // Only ASCII bytes were left out, so the text is still UTF-8.
-    String::from_utf8(out).unwrap_or_else(|_| json.to_owned())
 }
 
 impl Serialize for Payload {
@@ -325,7 +299,7 @@ mod tests {
     fn json(text: &'static str, args: &[Range<usize>]) -> Payload {
         let compact = args
             .iter()
-            .all(|r| compact_json(&text[r.clone()]) == text[r.clone()]);
+            .all(|r| socketio::compact_json(&text[r.clone()]) == text[r.clone()]);
         Payload::json(
             Utf8Bytes::from_static(text),
             args.iter().cloned().collect(),
@@ -385,8 +359,6 @@ mod tests {
         let text = "[\"e\", { \"a b\" :\t[ 1 ,\n2 ] } ]";
         let p = json(text, std::slice::from_ref(&(6..text.len() - 2)));
         assert_eq!(serde_json::to_string(&p).unwrap(), r#"[{"a b":[1,2]}]"#);
-        assert_eq!(compact_json(r#""x\" y""#), r#""x\" y""#);
-        assert_eq!(compact_json("[\"é ü\", 1 ]"), "[\"é ü\",1]");
     }
 
     #[test]

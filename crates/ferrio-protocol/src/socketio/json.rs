@@ -8,6 +8,7 @@
 //! size), and also tells whether an element holds whitespace outside its strings, so that
 //! an argument can later be written out verbatim, without a second look, when it has none.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use super::{ArgRanges, MAX_DEPTH};
@@ -76,6 +77,41 @@ pub(crate) fn scan_array(data: &str) -> Result<Elements, ScanError> {
         ranges,
         compact: scanner.compact,
     })
+}
+
+/// `json` (valid JSON text) without whitespace outside its strings; borrowed when it has
+/// none. The arguments of a packet the decoder did not find compact are written out so.
+pub fn compact_json(json: &str) -> Cow<'_, str> {
+    let mut out: Option<Vec<u8>> = None;
+    let (mut in_string, mut escaped) = (false, false);
+    // Bytewise: every byte looked at is ASCII, and UTF-8 sequences pass through whole.
+    for (i, &b) in json.as_bytes().iter().enumerate() {
+        let keep = if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            true
+        } else if b == b'"' {
+            in_string = true;
+            true
+        } else {
+            !is_space(b)
+        };
+        match (&mut out, keep) {
+            (Some(out), true) => out.push(b),
+            (None, false) => out = Some(json.as_bytes()[..i].to_vec()),
+            _ => {}
+        }
+    }
+    match out {
+        // Only ASCII whitespace was left out, so the text is still UTF-8.
+        Some(out) => Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| json.to_owned())),
+        None => Cow::Borrowed(json),
+    }
 }
 
 fn is_space(b: u8) -> bool {
@@ -288,26 +324,8 @@ pub(crate) fn shifted(ranges: &mut ArgRanges, offset: usize) {
 mod tests {
     use super::*;
 
-    /// Whether `json` (one valid JSON value) holds whitespace outside its strings.
     fn has_space_outside_strings(json: &str) -> bool {
-        let mut in_string = false;
-        let mut escaped = false;
-        for &b in json.as_bytes() {
-            if in_string {
-                if escaped {
-                    escaped = false;
-                } else if b == b'\\' {
-                    escaped = true;
-                } else if b == b'"' {
-                    in_string = false;
-                }
-            } else if b == b'"' {
-                in_string = true;
-            } else if is_space(b) {
-                return true;
-            }
-        }
-        false
+        matches!(compact_json(json), std::borrow::Cow::Owned(_))
     }
 
     fn elements(data: &str) -> (Vec<&str>, bool) {
@@ -504,5 +522,11 @@ mod tests {
         assert!(has_space_outside_strings(r#"{"a": 1}"#));
         assert!(has_space_outside_strings("[1,\n2]"));
         assert!(!has_space_outside_strings(r#""\\" "#.trim_end()));
+        assert_eq!(compact_json("[\"é ü\", 1 ]"), "[\"é ü\",1]");
+        assert_eq!(
+            compact_json("{ \"a\\\" b\" :\t[ 1 ,\n2 ] }"),
+            "{\"a\\\" b\":[1,2]}"
+        );
+        assert!(matches!(compact_json("[1,\"a b\"]"), Cow::Borrowed(_)));
     }
 }
