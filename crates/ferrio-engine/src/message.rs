@@ -39,10 +39,7 @@ impl Frame {
 
     /// The bytes it counts for in its session's outbound budget.
     pub(crate) fn len(&self) -> u64 {
-        match self {
-            Self::Text(text) => text.len() as u64,
-            Self::Binary(data) => data.len() as u64,
-        }
+        self.wire_len() as u64
     }
 }
 

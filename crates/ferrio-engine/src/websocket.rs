@@ -298,13 +298,10 @@ fn write_batch<'a>(
     batch: &'a mut VecDeque<Frame>,
 ) -> impl Future<Output = std::io::Result<()>> + 'a {
     use tokio::io::AsyncWrite;
-    let mut sized = false;
+    ws.get_mut()
+        .expect(batch.iter().map(|f| f.wire_len() + MAX_HEADER).sum());
     std::future::poll_fn(move |cx| {
         let io = ws.get_mut();
-        if !sized {
-            sized = true;
-            io.expect(batch.iter().map(|f| f.wire_len() + MAX_HEADER).sum());
-        }
         loop {
             let Some(frame) = batch.front() else {
                 return Pin::new(&mut *io).poll_flush(cx);
