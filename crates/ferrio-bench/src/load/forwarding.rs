@@ -25,7 +25,7 @@ pub(super) async fn forwarding(config: &LoadConfig, marks: &mut Marks) -> Result
     marks.mark("connected").await?;
     for session in reading.stop("idle polling sessions").await? {
         // Closed at once, the pending GET with it.
-        session.into_conn().abort();
+        session.abort();
     }
     result["sockets"] = json!(config.sockets);
     Ok(result)

@@ -1,12 +1,14 @@
-//! HTTP/1.1 keep-alive connections for the polling clients and the `/emit` requests.
+//! HTTP/1.1 keep-alive connections: a lean one for the polling clients, hyper's client for the
+//! `/emit` requests, the proxy and the soak.
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::BoxError;
@@ -77,9 +79,11 @@ impl HttpConn {
 }
 
 /// A polling-only Socket.IO client on namespace `/`: the long-poll GET and the POSTs take
-/// turns on one keep-alive connection (the scenario never has both in flight).
+/// turns on one keep-alive connection (the scenario never has both in flight). It speaks
+/// HTTP/1.1 itself ([`LeanConn`]) rather than through hyper's client, so the generator spends
+/// little CPU per request and the polling scenario measures the server.
 pub(crate) struct PollingClient {
-    conn: HttpConn,
+    conn: LeanConn,
     query: String,
     /// Packets received by a GET but not consumed yet.
     pending: std::collections::VecDeque<String>,
@@ -87,14 +91,9 @@ pub(crate) struct PollingClient {
 
 impl PollingClient {
     pub(crate) async fn connect(addr: SocketAddr, path: &str) -> Result<Self, BoxError> {
-        let mut conn = HttpConn::open(addr).await?;
+        let mut conn = LeanConn::open(addr).await?;
         let (status, body) = conn
-            .request(
-                Method::GET,
-                &format!("{path}?EIO=4&transport=polling"),
-                None,
-                Bytes::new(),
-            )
+            .request("GET", &format!("{path}?EIO=4&transport=polling"), b"")
             .await?;
         let sid = sid_of_open(status, &body)?;
         let mut client = PollingClient {
@@ -119,21 +118,16 @@ impl PollingClient {
         self.query.rsplit("sid=").next().unwrap_or_default()
     }
 
-    /// The keep-alive connection underneath, for a client that stops here.
-    pub(crate) fn into_conn(self) -> HttpConn {
-        self.conn
+    /// Closes the TCP connection now (a client that stops here).
+    pub(crate) fn abort(self) {
+        drop(self.conn);
     }
 
     /// POSTs one packet and checks the server's `ok`.
     pub(crate) async fn post(&mut self, packet: &str) -> Result<(), BoxError> {
         let (status, body) = self
             .conn
-            .request(
-                Method::POST,
-                &self.query,
-                Some("text/plain;charset=UTF-8"),
-                Bytes::copy_from_slice(packet.as_bytes()),
-            )
+            .request("POST", &self.query, packet.as_bytes())
             .await?;
         if status != StatusCode::OK {
             return Err(format!("POST answered {status}: {body:?}").into());
@@ -155,10 +149,7 @@ impl PollingClient {
                 }
                 return Ok(packet);
             }
-            let (status, body) = self
-                .conn
-                .request(Method::GET, &self.query, None, Bytes::new())
-                .await?;
+            let (status, body) = self.conn.request("GET", &self.query, b"").await?;
             if status != StatusCode::OK {
                 return Err(format!("GET answered {status}: {body:?}").into());
             }
@@ -167,6 +158,192 @@ impl PollingClient {
                 .extend(text.split('\u{1e}').map(ToOwned::to_owned));
         }
     }
+}
+
+/// A keep-alive HTTP/1.1 connection that writes each request as one buffer and reads the
+/// answer with `httparse`: bodies framed by `Content-Length` or chunked, one request at a
+/// time. Enough for the polling clients, whose requests and answers are small and few.
+pub(crate) struct LeanConn {
+    tcp: TcpStream,
+    host: String,
+    /// Bytes read but not consumed yet.
+    input: BytesMut,
+    /// The request being written.
+    output: Vec<u8>,
+}
+
+/// What the head of an answer says about its body.
+struct Head {
+    status: StatusCode,
+    len: usize,
+    framing: Framing,
+}
+
+enum Framing {
+    Length(usize),
+    Chunked,
+    /// Until the server closes the connection.
+    Close,
+}
+
+/// The largest answer head or body the lean client accepts.
+const MAX_ANSWER: usize = 16 << 20;
+
+impl LeanConn {
+    pub(crate) async fn open(addr: SocketAddr) -> Result<Self, BoxError> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        Ok(LeanConn {
+            tcp,
+            host: addr.to_string(),
+            input: BytesMut::with_capacity(4096),
+            output: Vec::with_capacity(512),
+        })
+    }
+
+    /// Sends one request (a POST when `body` is not empty, as `text/plain`) and returns the
+    /// status and the whole body of its answer.
+    pub(crate) async fn request(
+        &mut self,
+        method: &str,
+        target: &str,
+        body: &[u8],
+    ) -> Result<(StatusCode, Bytes), BoxError> {
+        use std::io::Write as _;
+        self.output.clear();
+        write!(
+            self.output,
+            "{method} {target} HTTP/1.1\r\nhost: {}\r\n",
+            self.host
+        )?;
+        if !body.is_empty() || method == "POST" {
+            write!(
+                self.output,
+                "content-type: text/plain;charset=UTF-8\r\ncontent-length: {}\r\n",
+                body.len()
+            )?;
+        }
+        self.output.extend_from_slice(b"\r\n");
+        self.output.extend_from_slice(body);
+        self.tcp.write_all(&self.output).await?;
+        self.answer().await
+    }
+
+    async fn answer(&mut self) -> Result<(StatusCode, Bytes), BoxError> {
+        let head = loop {
+            if let Some(head) = parse_head(&self.input)? {
+                break head;
+            }
+            self.fill("the head of an answer").await?;
+        };
+        let _ = self.input.split_to(head.len);
+        let body = match head.framing {
+            Framing::Length(len) => {
+                if len > MAX_ANSWER {
+                    return Err(format!("an answer of {len} bytes").into());
+                }
+                while self.input.len() < len {
+                    self.fill("an answer's body").await?;
+                }
+                self.input.split_to(len).freeze()
+            }
+            Framing::Chunked => self.chunked().await?,
+            Framing::Close => {
+                while self.tcp.read_buf(&mut self.input).await? > 0 {
+                    if self.input.len() > MAX_ANSWER {
+                        return Err("an answer over 16 MiB".into());
+                    }
+                }
+                self.input.split().freeze()
+            }
+        };
+        Ok((head.status, body))
+    }
+
+    /// Reads more bytes; the server closing the connection here is an error.
+    async fn fill(&mut self, what: &str) -> Result<(), BoxError> {
+        if self.input.len() > MAX_ANSWER {
+            return Err(format!("{what} over 16 MiB").into());
+        }
+        if self.tcp.read_buf(&mut self.input).await? == 0 {
+            return Err(format!("the server closed the connection in {what}").into());
+        }
+        Ok(())
+    }
+
+    /// A chunked body (RFC 9112, section 7.1): size lines, data, and the trailer section.
+    async fn chunked(&mut self) -> Result<Bytes, BoxError> {
+        let mut body = BytesMut::new();
+        loop {
+            let line = loop {
+                if let Some(end) = self.input.windows(2).position(|w| w == b"\r\n") {
+                    break end;
+                }
+                self.fill("a chunk size").await?;
+            };
+            let size_line = std::str::from_utf8(&self.input[..line])?;
+            let digits = size_line.split(';').next().unwrap_or_default().trim();
+            let size = usize::from_str_radix(digits, 16)
+                .map_err(|_| format!("bad chunk size {size_line:?}"))?;
+            let _ = self.input.split_to(line + 2);
+            if size == 0 {
+                // Trailer fields, then the empty line.
+                loop {
+                    if let Some(end) = self.input.windows(2).position(|w| w == b"\r\n") {
+                        let _ = self.input.split_to(end + 2);
+                        if end == 0 {
+                            return Ok(body.freeze());
+                        }
+                    } else {
+                        self.fill("a chunked trailer").await?;
+                    }
+                }
+            }
+            if body.len() + size > MAX_ANSWER {
+                return Err("a chunked answer over 16 MiB".into());
+            }
+            while self.input.len() < size + 2 {
+                self.fill("a chunk").await?;
+            }
+            body.extend_from_slice(&self.input[..size]);
+            let _ = self.input.split_to(size + 2);
+        }
+    }
+}
+
+/// The head of an answer when `input` holds all of it.
+fn parse_head(input: &[u8]) -> Result<Option<Head>, BoxError> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut answer = httparse::Response::new(&mut headers);
+    let len = match answer.parse(input)? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let status = StatusCode::from_u16(answer.code.unwrap_or(0))?;
+    let mut framing = Framing::Close;
+    for header in answer.headers.iter() {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(header.value)?.trim();
+            framing = Framing::Length(value.parse()?);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding")
+            && header.value.eq_ignore_ascii_case(b"chunked")
+        {
+            framing = Framing::Chunked;
+            break;
+        }
+    }
+    // Answers that never carry a body (RFC 9112, section 6.3).
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        framing = Framing::Length(0);
+    }
+    Ok(Some(Head {
+        status,
+        len,
+        framing,
+    }))
 }
 
 /// The session id of a polling handshake's answer (`0{"sid":...}`).
@@ -180,4 +357,90 @@ pub(crate) fn sid_of_open(status: StatusCode, body: &[u8]) -> Result<String, Box
         .as_str()
         .ok_or("open packet without a sid")?;
     Ok(sid.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A server that answers each request it reads with the next of `answers`, written in
+    /// pieces of 7 bytes so the client has to put heads and bodies together.
+    async fn canned(answers: Vec<&'static [u8]>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            for answer in answers {
+                let _ = tcp.read(&mut request).await.unwrap();
+                for piece in answer.chunks(7) {
+                    tcp.write_all(piece).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn reads_bodies_framed_by_length_by_chunks_and_none() {
+        let addr = canned(vec![
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-type: text/plain\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nTrailer: t\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\nno",
+        ])
+        .await;
+        let mut conn = LeanConn::open(addr).await.unwrap();
+        let answer = conn.request("GET", "/a", b"").await.unwrap();
+        assert_eq!(answer, (StatusCode::OK, Bytes::from_static(b"hello")));
+        let answer = conn.request("POST", "/b", b"42[]").await.unwrap();
+        assert_eq!(
+            answer,
+            (StatusCode::OK, Bytes::from_static(b"abc0123456789abcdef"))
+        );
+        let answer = conn.request("GET", "/c", b"").await.unwrap();
+        assert_eq!(answer, (StatusCode::NO_CONTENT, Bytes::new()));
+        let answer = conn.request("GET", "/d", b"").await.unwrap();
+        assert_eq!(answer, (StatusCode::BAD_REQUEST, Bytes::from_static(b"no")));
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_mid_answer_is_an_error() {
+        let addr = canned(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\nshort"]).await;
+        let mut conn = LeanConn::open(addr).await.unwrap();
+        let err = conn.request("GET", "/", b"").await.unwrap_err();
+        assert!(err.to_string().contains("closed"), "{err}");
+    }
+
+    #[test]
+    fn bad_heads_are_errors() {
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n").is_err());
+        assert!(parse_head(b"garbage\r\n\r\n").is_err());
+        assert!(
+            parse_head(b"HTTP/1.1 200 OK\r\ncontent-len")
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    /// The lean client against the real engine: handshake, connect, one acked echo.
+    #[tokio::test]
+    async fn a_polling_client_echoes_through_ferrio() {
+        let (layer, io) = ferrio::Io::new_layer();
+        io.ns("/", |socket: ferrio::SocketRef| {
+            socket.on("echo", |args: ferrio::Payload, ack: ferrio::AckSender| {
+                let _ = ack.send_args(&args);
+            });
+        });
+        let app = axum::Router::new().layer(layer);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut client = PollingClient::connect(addr, "/socket.io/").await.unwrap();
+        client.post(r#"427["echo",{"a":[1,"é"]}]"#).await.unwrap();
+        assert_eq!(client.recv().await.unwrap(), r#"437[{"a":[1,"é"]}]"#);
+        assert!(!client.sid().is_empty());
+    }
 }

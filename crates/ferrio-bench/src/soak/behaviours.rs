@@ -100,7 +100,7 @@ async fn polling_abandon(churn: &Arc<Churn>) -> Result<(), BoxError> {
     if chance(0.25) {
         step(client.post("1")).await?;
     }
-    client.into_conn().abort();
+    client.abort();
     Ok(())
 }
 
@@ -127,7 +127,7 @@ async fn upgrade_abandon(
     if chance(0.5) {
         churn.hold(Kind::UpgradeAbandon, ws.tcp(), stop).await;
     }
-    polling.into_conn().abort();
+    polling.abort();
     leave_ws(ws).await;
     Ok(())
 }
@@ -171,7 +171,7 @@ async fn partial_http(
             let _open = churn.open_guard();
             let client = step(PollingClient::connect(addr, path)).await?;
             let sid = client.sid().to_owned();
-            client.into_conn().abort();
+            client.abort();
             format!(
                 "POST {path}?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: {addr}\r\n\
                  Content-Type: text/plain;charset=UTF-8\r\nContent-Length: 1000\r\n\r\n42[\"echo\","
