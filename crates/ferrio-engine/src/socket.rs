@@ -8,6 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -75,9 +76,16 @@ pub(crate) struct Session {
     pub(crate) handshake: Handshake,
     pub(crate) engine: Arc<Engine>,
     state: Mutex<State>,
-    /// Wakes whoever writes to the client (a pending poll, a WebSocket task, an upgrade) when
-    /// the queue, the upgrade state or the closed flag changes.
+    /// Wakes whoever writes to the client (a pending poll, an upgrade, a WebSocket task whose
+    /// write is blocked) when the queue, the upgrade state or the closed flag changes; always
+    /// notified through [`Session::notify_changed`].
     pub(crate) changed: Notify,
+    /// The WebSocket connection task, woken with `changed`'s waiters: it waits on this
+    /// rather than on `changed`, since registering here costs no lock (it registers once
+    /// per frame). See [`Session::notify_changed`].
+    writer: AtomicWaker,
+    /// Set before `writer` is woken; the connection task clears it when it looks.
+    writer_woken: AtomicBool,
     /// Wakes the heartbeat on a pong or a close.
     pub(crate) heartbeat: Notify,
     /// Bytes the transport has taken from the queue, ever (see [`State::pushed`]).
@@ -127,8 +135,37 @@ impl Session {
                 reads_paused: false,
             }),
             changed: Notify::new(),
+            writer: AtomicWaker::new(),
+            writer_woken: AtomicBool::new(false),
             heartbeat: Notify::new(),
             written: AtomicU64::new(0),
+        })
+    }
+
+    /// Wakes whoever writes to the client: the waiters on `changed` and the WebSocket
+    /// connection task ([`Session::writer_changed`]).
+    pub(crate) fn notify_changed(&self) {
+        self.changed.notify_waiters();
+        self.writer_woken.store(true, Ordering::Release);
+        self.writer.wake();
+    }
+
+    /// For the WebSocket connection task: forgets earlier wake-ups. Called before it looks at
+    /// the state, so a change it does not see wakes [`writer_changed`](Self::writer_changed).
+    pub(crate) fn writer_looks(&self) {
+        self.writer_woken.store(false, Ordering::Relaxed);
+    }
+
+    /// For the WebSocket connection task: ready once [`notify_changed`](Self::notify_changed)
+    /// ran since the task last called [`writer_looks`](Self::writer_looks).
+    pub(crate) fn writer_changed(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            self.writer.register(cx.waker());
+            if self.writer_woken.swap(false, Ordering::AcqRel) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
         })
     }
 
@@ -174,7 +211,7 @@ impl Session {
         // Whoever drains the queue takes all of it when woken: one wake-up per batch, and
         // none while the WebSocket task handles a frame (an echo's answer, most often).
         if was_empty && !writer_busy {
-            self.changed.notify_waiters();
+            self.notify_changed();
         }
         Ok(())
     }
@@ -199,7 +236,7 @@ impl Session {
         drop(state);
         self.tell_watchdog(admitted);
         if was_empty && !writer_busy {
-            self.changed.notify_waiters();
+            self.notify_changed();
         }
         Ok(())
     }
@@ -361,7 +398,7 @@ impl Session {
         if !linger {
             self.engine.remove(self.sid);
         }
-        self.changed.notify_waiters();
+        self.notify_changed();
         self.heartbeat.notify_one();
         tracing::debug!(sid = %self.sid, %reason, "engine.io session closed");
         if !deferred {
@@ -605,7 +642,7 @@ impl Socket {
     pub fn resume_reading(&self) {
         let was_paused = std::mem::replace(&mut self.0.state().reads_paused, false);
         if was_paused {
-            self.0.changed.notify_waiters();
+            self.0.notify_changed();
         }
     }
 

@@ -239,7 +239,7 @@ fn probe(session: &Arc<Session>, mut ws: Ws) -> impl Future<Output = ()> {
             && write(&mut ws, tungstenite::Message::text("3probe")).await
         {
             session.state().upgrade = Upgrade::Probing;
-            session.changed.notify_waiters();
+            session.notify_changed();
             step = next_probe_step(session, &mut ws, deadline).await;
             if matches!(&step, ProbeStep::Text(text) if text.as_str() == "5")
                 && switch_to_websocket(session)
@@ -253,7 +253,7 @@ fn probe(session: &Arc<Session>, mut ws: Ws) -> impl Future<Output = ()> {
         }
         // The upgrade failed: the session stays on polling.
         session.state().upgrade = Upgrade::Idle;
-        session.changed.notify_waiters();
+        session.notify_changed();
         let frame = matches!(step, ProbeStep::TooLarge).then(|| CloseFrame {
             code: CloseCode::Size,
             reason: Utf8Bytes::default(),
@@ -271,7 +271,7 @@ fn switch_to_websocket(session: &Session) -> bool {
     state.upgrade = Upgrade::Done;
     state.transport = Transport::WebSocket;
     drop(state);
-    session.changed.notify_waiters();
+    session.notify_changed();
     true
 }
 
@@ -377,14 +377,10 @@ fn run(session: &Arc<Session>, mut ws: Ws, heartbeat: Heartbeat) -> impl Future<
         let timer = tokio::time::sleep_until(session.next_ping());
         tokio::pin!(timer);
         loop {
-            // The registration for wake-ups lives only until a frame arrives: the handler
-            // that frame runs (inline, on this task) usually queues an answer, and a waiter
-            // still registered would make this task wake itself for it. The queue is checked
-            // at the top of the next turn anyway.
+            // What the handler of a frame queues (inline, on this task) wakes nobody
+            // (`Session::reading`): the queue is checked at the top of the next turn anyway.
             let received = {
-                let notified = session.changed.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
+                session.writer_looks();
 
                 let (closed, pong_awaited, paused) = {
                     let mut state = session.state();
@@ -456,10 +452,10 @@ fn run(session: &Arc<Session>, mut ws: Ws, heartbeat: Heartbeat) -> impl Future<
                 }
 
                 // While reads are paused, frames wait in the TCP buffers (and the client's
-                // sends, once those are full): the resume that ends the pause wakes `notified`.
+                // sends, once those are full): the resume that ends the pause wakes this task.
                 tokio::select! {
                     msg = ws.next(), if !paused => Some(msg),
-                    _ = &mut notified => None,
+                    () = session.writer_changed() => None,
                     () = &mut timer, if beat != Beat::Off => {
                         beat = beat.on_timer(session, timer.as_mut());
                         None

@@ -311,6 +311,29 @@ impl LeanConn {
     }
 }
 
+/// An answer's status, the length of its head and its header fields (names in lower case).
+pub(crate) type ResponseHead = (u16, usize, Vec<(String, String)>);
+
+/// The status, head length and header fields (names in lower case) of the answer at the
+/// start of `input`, when it holds all of the head: for the lean WebSocket handshake.
+pub(crate) fn parse_response_head(input: &[u8]) -> Result<Option<ResponseHead>, BoxError> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut answer = httparse::Response::new(&mut headers);
+    let len = match answer.parse(input)? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let fields = answer
+        .headers
+        .iter()
+        .map(|h| {
+            let value = String::from_utf8_lossy(h.value).trim().to_owned();
+            (h.name.to_ascii_lowercase(), value)
+        })
+        .collect();
+    Ok(Some((answer.code.unwrap_or(0), len, fields)))
+}
+
 /// The head of an answer when `input` holds all of it.
 fn parse_head(input: &[u8]) -> Result<Option<Head>, BoxError> {
     let mut headers = [httparse::EMPTY_HEADER; 32];

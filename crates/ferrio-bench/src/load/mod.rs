@@ -11,6 +11,7 @@ mod forwarding;
 pub(crate) mod http;
 mod raw;
 pub(crate) mod ws;
+mod ws_lean;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use tokio::sync::{Notify, mpsc};
 
 use self::http::{HttpConn, PollingClient};
 use self::ws::{ConnectOptions, Frame, WsClient, connect_many};
+use self::ws_lean::LeanWs;
 use crate::BoxError;
 use crate::args::Args;
 
@@ -176,6 +178,20 @@ impl LoadConfig {
         .await
     }
 
+    /// Opens `n` WebSocket sockets on `/` with the lean client of the echo scenarios,
+    /// [`CONNECT_PARALLELISM`] handshakes at a time, each within the timeout.
+    async fn connect_lean_ws(&self, n: usize) -> Result<Vec<LeanWs>, BoxError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        futures_util::stream::iter(0..n)
+            .map(|_| {
+                let connect = LeanWs::connect(self.addr, &self.path);
+                within(self.timeout, "a WebSocket handshake", connect)
+            })
+            .buffered(CONNECT_PARALLELISM)
+            .try_collect()
+            .await
+    }
+
     /// Opens `n` polling-only sessions on `/`, [`CONNECT_PARALLELISM`] at a time, each
     /// within the timeout.
     async fn connect_polling(&self, n: usize) -> Result<Vec<PollingClient>, BoxError> {
@@ -197,7 +213,7 @@ pub(crate) async fn run(scenario: &str, config: LoadConfig) -> Result<Value, Box
     match scenario {
         "idle" => idle(&config, &mut marks).await,
         "echo" => {
-            let clients = config.connect_ws(config.clients).await?;
+            let clients = config.connect_lean_ws(config.clients).await?;
             echo_loop(json_echoes(clients, &config), &config, &mut marks).await
         }
         "polling" => {

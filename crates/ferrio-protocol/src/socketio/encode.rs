@@ -44,9 +44,12 @@ pub fn encode_connect_error<D: Serialize + ?Sized>(
     push_json_str(out, message);
     if let Some(data) = data {
         out.push_str(",\"data\":");
-        if let Err(e) = data.serialize(&mut serde_json::Serializer::new(StringWriter(out))) {
+        let written = append_json(out, |bytes| {
+            data.serialize(&mut serde_json::Serializer::new(bytes))
+        });
+        if let Err(e) = written {
             out.truncate(start);
-            return Err(e.into());
+            return Err(e);
         }
     }
     out.push('}');
@@ -191,9 +194,12 @@ fn serialize_with_placeholders<T: Serialize + ?Sized>(
     value: &T,
     attachments: &mut Vec<Bytes>,
 ) -> Result<(), EncodeError> {
-    let formatter = PlaceholderFormatter { attachments };
-    let mut ser = serde_json::Serializer::with_formatter(StringWriter(out), formatter);
-    value.serialize(&mut ser).map_err(EncodeError::Json)
+    append_json(out, |bytes| {
+        let formatter = PlaceholderFormatter { attachments };
+        value.serialize(&mut serde_json::Serializer::with_formatter(
+            bytes, formatter,
+        ))
+    })
 }
 
 /// The compact JSON formatter, except that byte arrays become placeholders.
@@ -213,21 +219,52 @@ impl Formatter for PlaceholderFormatter<'_> {
     }
 }
 
-/// Lets serde_json append to a `String`. serde_json writes whole UTF-8 fragments (slices of
-/// `&str` between escapes, ASCII otherwise), so each write is checked on its own.
-struct StringWriter<'a>(&'a mut String);
-
-impl io::Write for StringWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let s =
-            std::str::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        self.0.push_str(s);
-        Ok(buf.len())
+/// Lets serde_json append to `out`: it writes bytes, and the text it wrote is checked as
+/// UTF-8 once, as a whole, rather than piece by piece as it writes (a verbatim argument is
+/// one piece, the brackets and commas around it others). On error `out` is left as it was.
+///
+/// serde_json writes UTF-8 only, so the check never fails in practice; it is what keeps this
+/// free of `unsafe`. A short buffer is taken over and checked whole (the usual case: a
+/// packet's few header bytes, then its data); after a long one the new text is written apart
+/// and appended, so appending packet after packet to one buffer stays linear.
+fn append_json(
+    out: &mut String,
+    write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+) -> Result<(), EncodeError> {
+    /// Up to this many bytes already in `out` are checked again rather than copied.
+    const TAKE_OVER: usize = 64;
+    let start = out.len();
+    if start > TAKE_OVER {
+        let mut bytes = Vec::new();
+        write(&mut bytes)?;
+        out.push_str(std::str::from_utf8(&bytes).map_err(not_utf8)?);
+        return Ok(());
     }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    let mut bytes = std::mem::take(out).into_bytes();
+    let written = write(&mut bytes);
+    if written.is_err() {
+        bytes.truncate(start);
     }
+    match String::from_utf8(bytes) {
+        Ok(text) => {
+            *out = text;
+            Ok(written?)
+        }
+        Err(err) => {
+            let mut bytes = err.into_bytes();
+            bytes.truncate(start);
+            *out = String::from_utf8(bytes).unwrap_or_default();
+            written?;
+            Err(not_utf8(()))
+        }
+    }
+}
+
+fn not_utf8<E>(_: E) -> EncodeError {
+    EncodeError::Json(serde_json::Error::io(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "serde_json wrote text that is not UTF-8",
+    )))
 }
 
 /// Writes the namespace and its `,`, unless it is the default `/`.
@@ -254,8 +291,10 @@ fn push_u64(out: &mut String, n: u64) {
 }
 
 fn push_json_str(out: &mut String, s: &str) {
-    s.serialize(&mut serde_json::Serializer::new(StringWriter(out)))
-        .expect("a str always serializes as JSON, and StringWriter accepts serde_json's output");
+    // A str always serializes as JSON; on the impossible error nothing is appended.
+    let _ = append_json(out, |bytes| {
+        s.serialize(&mut serde_json::Serializer::new(bytes))
+    });
 }
 
 #[cfg(test)]
@@ -264,6 +303,23 @@ mod tests {
 
     use super::*;
     use crate::socketio::{Body, PacketType, decode_text};
+
+    /// After a long buffer the packet is written apart and appended; after a short one the
+    /// buffer is taken over. Both give the same text, and an error leaves either unchanged.
+    #[test]
+    fn packets_append_after_short_and_long_text_alike() {
+        for before in ["4", &"x".repeat(200)] {
+            let mut out = before.to_owned();
+            encode_ack(&mut out, "/", 7, &("é", [1, 2])).unwrap();
+            assert_eq!(out, format!("{before}37[\"é\",[1,2]]"));
+
+            let mut out = before.to_owned();
+            let mut map = std::collections::HashMap::new();
+            map.insert(vec![1u8], 1); // not a valid JSON object key
+            assert!(encode_ack(&mut out, "/", 7, &(map,)).is_err());
+            assert_eq!(out, before, "nothing of a failed packet is left");
+        }
+    }
 
     fn event<A: Serialize + ?Sized>(
         nsp: &str,
