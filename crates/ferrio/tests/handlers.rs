@@ -891,6 +891,36 @@ async fn on_replaces_the_handler_of_an_event_and_off_removes_it() {
     client.assert_quiet().await;
 }
 
+/// Handlers are found by name among many of every length, some of the same length, whatever
+/// the order they were registered in; a name that is a prefix of another is its own event.
+#[tokio::test]
+async fn each_event_reaches_its_own_handler_among_many() {
+    const NAMES: [&str; 9] = ["zz", "a", "abc", "ab", "b", "echo", "échos", "ech", "zzzz"];
+    let (addr, _io) = root_server(Io::builder(), |socket| {
+        for name in NAMES {
+            socket.on(name, move |ack: AckSender| ack.send(name));
+        }
+        socket.off("b");
+    })
+    .await;
+    let mut client = joined(addr).await;
+    for (id, name) in NAMES.iter().enumerate() {
+        client
+            .send(&format!("2{id}[{}]", serde_json::json!(name)))
+            .await;
+        if *name == "b" {
+            client.assert_quiet().await;
+        } else {
+            assert_eq!(
+                client.text().await,
+                format!("3{id}[{}]", serde_json::json!(name))
+            );
+        }
+    }
+    client.send(r#"29["abcd"]"#).await;
+    client.assert_quiet().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Concurrency and order
 // ---------------------------------------------------------------------------------------

@@ -233,10 +233,7 @@ impl Scanner<'_> {
         self.pos += 1;
         loop {
             let rest = self.bytes.get(self.pos..).unwrap_or_default();
-            let Some(i) = rest
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-            else {
+            let Some(i) = rest.iter().position(|&b| ENDS_PLAIN_TEXT[usize::from(b)]) else {
                 return Err(ScanError::Invalid);
             };
             self.pos += i;
@@ -319,6 +316,20 @@ pub(crate) fn shifted(ranges: &mut ArgRanges, offset: usize) {
         };
     }
 }
+
+/// The bytes that end the plain text of a JSON string: its closing quote, an escape, or a
+/// control character (never allowed unescaped). One table lookup per byte.
+const ENDS_PLAIN_TEXT: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
 #[cfg(test)]
 mod tests {
