@@ -103,12 +103,8 @@ impl PollingClient {
         };
         client.post("40").await?;
         loop {
-            let packet = client.recv().await?;
-            if packet.starts_with("40") {
-                return Ok(client);
-            }
-            if packet.starts_with("44") {
-                return Err(format!("connect refused: {packet}").into());
+            if let Some(answer) = super::connect_answer(&client.recv().await?) {
+                return answer.map(|()| client);
             }
         }
     }
@@ -451,16 +447,7 @@ mod tests {
     /// The lean client against the real engine: handshake, connect, one acked echo.
     #[tokio::test]
     async fn a_polling_client_echoes_through_ferrio() {
-        let (layer, io) = ferrio::Io::new_layer();
-        io.ns("/", |socket: ferrio::SocketRef| {
-            socket.on("echo", |args: ferrio::Payload, ack: ferrio::AckSender| {
-                let _ = ack.send_args(&args);
-            });
-        });
-        let app = axum::Router::new().layer(layer);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let addr = crate::load::echo_server().await;
         let mut client = PollingClient::connect(addr, "/socket.io/").await.unwrap();
         client.post(r#"427["echo",{"a":[1,"é"]}]"#).await.unwrap();
         assert_eq!(client.recv().await.unwrap(), r#"437[{"a":[1,"é"]}]"#);

@@ -181,26 +181,31 @@ impl LoadConfig {
     /// Opens `n` WebSocket sockets on `/` with the lean client of the echo scenarios,
     /// [`CONNECT_PARALLELISM`] handshakes at a time, each within the timeout.
     async fn connect_lean_ws(&self, n: usize) -> Result<Vec<LeanWs>, BoxError> {
-        use futures_util::{StreamExt, TryStreamExt};
-        futures_util::stream::iter(0..n)
-            .map(|_| {
-                let connect = LeanWs::connect(self.addr, &self.path);
-                within(self.timeout, "a WebSocket handshake", connect)
-            })
-            .buffered(CONNECT_PARALLELISM)
-            .try_collect()
+        self.connect_each(n, "a WebSocket handshake", LeanWs::connect)
             .await
     }
 
     /// Opens `n` polling-only sessions on `/`, [`CONNECT_PARALLELISM`] at a time, each
     /// within the timeout.
     async fn connect_polling(&self, n: usize) -> Result<Vec<PollingClient>, BoxError> {
+        self.connect_each(n, "a polling handshake", PollingClient::connect)
+            .await
+    }
+
+    /// Opens `n` clients on `/` with `connect`, [`CONNECT_PARALLELISM`] at a time, each
+    /// within the timeout (`what` names the step that took too long).
+    async fn connect_each<'a, C, F>(
+        &'a self,
+        n: usize,
+        what: &'static str,
+        connect: impl Fn(SocketAddr, &'a str) -> F,
+    ) -> Result<Vec<C>, BoxError>
+    where
+        F: Future<Output = Result<C, BoxError>> + 'a,
+    {
         use futures_util::{StreamExt, TryStreamExt};
         futures_util::stream::iter(0..n)
-            .map(|_| {
-                let connect = PollingClient::connect(self.addr, &self.path);
-                within(self.timeout, "a polling handshake", connect)
-            })
+            .map(|_| within(self.timeout, what, connect(self.addr, &self.path)))
             .buffered(CONNECT_PARALLELISM)
             .try_collect()
             .await
@@ -961,6 +966,36 @@ async fn send_emits(
 }
 
 /// `future`, or an error naming `what` when it takes longer than `timeout`.
+/// What a packet received while joining namespace `/` means: `Some(Ok)` for the server's
+/// CONNECT (`40...`), `Some(Err)` for a refusal (`44...`), `None` for anything else (keep
+/// reading).
+pub(crate) fn connect_answer(packet: &str) -> Option<Result<(), BoxError>> {
+    if packet.starts_with("40") {
+        Some(Ok(()))
+    } else if packet.starts_with("44") {
+        Some(Err(format!("connect refused: {packet}").into()))
+    } else {
+        None
+    }
+}
+
+/// A Ferrio server on a free port whose namespace `/` answers `echo` with its arguments, for
+/// the generator's clients' own tests.
+#[cfg(test)]
+pub(crate) async fn echo_server() -> SocketAddr {
+    let (layer, io) = ferrio::Io::new_layer();
+    io.ns("/", |socket: ferrio::SocketRef| {
+        socket.on("echo", |args: ferrio::Payload, ack: ferrio::AckSender| {
+            let _ = ack.send_args(&args);
+        });
+    });
+    let app = axum::Router::new().layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
 async fn within<T>(
     timeout: Duration,
     what: &str,

@@ -98,12 +98,8 @@ impl WsClient {
         }
         client.send("40".to_owned()).await?;
         loop {
-            let frame = client.recv().await?;
-            if frame.starts_with("40") {
-                return Ok(self);
-            }
-            if frame.starts_with("44") {
-                return Err(format!("connect refused: {frame}").into());
+            if let Some(answer) = super::connect_answer(&client.recv().await?) {
+                return answer.map(|()| self);
             }
         }
     }

@@ -50,12 +50,8 @@ impl LeanWs {
         }
         ws.send("40".to_owned()).await?;
         loop {
-            let packet = ws.recv().await?;
-            if packet.starts_with("40") {
-                return Ok(ws);
-            }
-            if packet.starts_with("44") {
-                return Err(format!("connect refused: {packet}").into());
+            if let Some(answer) = super::connect_answer(&ws.recv().await?) {
+                return answer.map(|()| ws);
             }
         }
     }
@@ -254,16 +250,7 @@ mod tests {
     /// (a 16-bit and a 64-bit length).
     #[tokio::test]
     async fn echoes_through_ferrio() {
-        let (layer, io) = ferrio::Io::new_layer();
-        io.ns("/", |socket: ferrio::SocketRef| {
-            socket.on("echo", |args: ferrio::Payload, ack: ferrio::AckSender| {
-                let _ = ack.send_args(&args);
-            });
-        });
-        let app = axum::Router::new().layer(layer);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let addr = crate::load::echo_server().await;
         let mut ws = LeanWs::connect(addr, "/socket.io/").await.unwrap();
         for size in [3, 200, 70_000] {
             let text = "é".repeat(size);
