@@ -582,8 +582,8 @@ mod tests {
     /// Every idle WebSocket holds its connection task: this future plus about 150 bytes of
     /// tokio's task cell, rounded up to 128 bytes, in one allocation. At 888 bytes (992 before
     /// the per-frame `Notify` registration went) the cell fits jemalloc's 1 280-byte size
-    /// class; at 1 184 (before `close_ws` was boxed) it took a 1 536-byte one. A failure here is not a bug, but idle memory grew: see
-    /// docs/engine.md, "Cost per session".
+    /// class; at 1 184 (before `close_ws` was boxed) it took a 1 536-byte one. A failure here
+    /// is not a bug, but idle memory grew: see docs/engine.md, "Cost per session".
     #[test]
     fn the_connection_task_stays_small() {
         let run = returned_size(run);
