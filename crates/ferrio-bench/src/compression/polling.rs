@@ -415,6 +415,17 @@ struct Tally {
     wire_bytes: u64,
 }
 
+impl std::ops::AddAssign<&Tally> for Tally {
+    fn add_assign(&mut self, other: &Tally) {
+        self.rounds += other.rounds;
+        self.gets += other.gets;
+        self.encoded_gets += other.encoded_gets;
+        self.body_bytes += other.body_bytes;
+        self.plain_bytes += other.plain_bytes;
+        self.wire_bytes += other.wire_bytes;
+    }
+}
+
 const WARMUP: u8 = 0;
 const MEASURE: u8 = 1;
 const STOP: u8 = 2;
@@ -536,12 +547,7 @@ async fn measure(
                     }
                 }
                 if now == MEASURE && phase.load(Ordering::Relaxed) == MEASURE {
-                    tally.rounds += round.rounds;
-                    tally.gets += round.gets;
-                    tally.encoded_gets += round.encoded_gets;
-                    tally.body_bytes += round.body_bytes;
-                    tally.plain_bytes += round.plain_bytes;
-                    tally.wire_bytes += round.wire_bytes;
+                    tally += &round;
                 }
             }
         }));
@@ -561,12 +567,7 @@ async fn measure(
     let mut total = Tally::default();
     for task in tasks {
         let tally = task.await??;
-        total.rounds += tally.rounds;
-        total.gets += tally.gets;
-        total.encoded_gets += tally.encoded_gets;
-        total.body_bytes += tally.body_bytes;
-        total.plain_bytes += tally.plain_bytes;
-        total.wire_bytes += tally.wire_bytes;
+        total += &tally;
     }
     if total.rounds == 0 {
         return Err("no round completed in the measured phase".into());

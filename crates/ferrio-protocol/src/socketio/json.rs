@@ -83,24 +83,10 @@ pub(crate) fn scan_array(data: &str) -> Result<Elements, ScanError> {
 /// none. The arguments of a packet the decoder did not find compact are written out so.
 pub fn compact_json(json: &str) -> Cow<'_, str> {
     let mut out: Option<Vec<u8>> = None;
-    let (mut in_string, mut escaped) = (false, false);
+    let mut strings = Strings::default();
     // Bytewise: every byte looked at is ASCII, and UTF-8 sequences pass through whole.
     for (i, &b) in json.as_bytes().iter().enumerate() {
-        let keep = if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            true
-        } else if b == b'"' {
-            in_string = true;
-            true
-        } else {
-            !is_space(b)
-        };
+        let keep = strings.holds(b) || !is_space(b);
         match (&mut out, keep) {
             (Some(out), true) => out.push(b),
             (None, false) => out = Some(json.as_bytes()[..i].to_vec()),
@@ -111,6 +97,35 @@ pub fn compact_json(json: &str) -> Cow<'_, str> {
         // Only ASCII whitespace was left out, so the text is still UTF-8.
         Some(out) => Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| json.to_owned())),
         None => Cow::Borrowed(json),
+    }
+}
+
+/// Follows the strings of JSON text read byte by byte, for scans that only need to skip them
+/// (`compact_json`, the decoder's depth check).
+#[derive(Default)]
+pub(crate) struct Strings {
+    inside: bool,
+    escaped: bool,
+}
+
+impl Strings {
+    /// Whether `b`, the next byte, belongs to a string, its quotes included.
+    pub(crate) fn holds(&mut self, b: u8) -> bool {
+        if self.inside {
+            if self.escaped {
+                self.escaped = false;
+            } else if b == b'\\' {
+                self.escaped = true;
+            } else if b == b'"' {
+                self.inside = false;
+            }
+            true
+        } else if b == b'"' {
+            self.inside = true;
+            true
+        } else {
+            false
+        }
     }
 }
 
